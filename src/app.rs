@@ -1,0 +1,135 @@
+//! Wires the stages together (broker → tap → ingest → store, and the HTTP server beside them)
+//! and owns shutdown: on SIGINT or SIGTERM, stop HTTP, push a barrier through the broker so
+//! every message routed before the signal is committed, then close the database.
+
+use crate::broker;
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::ingest;
+use crate::metrics::Metrics;
+use crate::store::{self, StoreOp};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A reason edgemq could not start, said in one line (exit status 2).
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<E: std::error::Error> From<E> for StartError {
+    fn from(e: E) -> Self {
+        StartError(e.to_string())
+    }
+}
+
+/// Batches of records that may wait for the writer; each holds up to `batch_max` messages.
+const STORE_QUEUE_BATCHES: usize = 4;
+/// How long shutdown waits for the store to catch up with the broker.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Runs edgemq until a signal, then shuts down cleanly.
+pub async fn run(mut config: Config) -> Result<(), StartError> {
+    let started_at = Instant::now();
+    // Installed first: a signal that arrives while starting must still shut down cleanly.
+    let signal = shutdown_signal()?;
+    broker::claim_addresses(&mut config)?;
+    let http_addr = config.http.listen;
+    let http_listener = tokio::net::TcpListener::bind(http_addr)
+        .await
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                StartError(format!("http address {http_addr} is already in use"))
+            } else {
+                StartError(format!("http address {http_addr} cannot be bound: {e}"))
+            }
+        })?;
+    let http_addr = http_listener.local_addr()?;
+
+    let metrics = Arc::new(Metrics::default());
+    let db_path = config.store.path.clone();
+    let conn = store::open_writer(&db_path, config.store.synchronous)
+        .map_err(|e| StartError(format!("cannot open database {}: {e}", db_path.display())))?;
+    let stored_at_start = store::count_messages(&conn)
+        .map_err(|e| StartError(format!("cannot read database {}: {e}", db_path.display())))?;
+    metrics.database_ok.store(true, Relaxed);
+
+    let batch_max = config.store.batch_max;
+    let (store_tx, store_rx) = flume::bounded(STORE_QUEUE_BATCHES);
+    let writer = store::spawn_writer(conn, store_rx, batch_max, metrics.clone())?;
+    let (intake_tx, intake_rx) = flume::bounded(config.store.queue_capacity);
+    ingest::spawn(intake_rx, store_tx.clone(), batch_max)?;
+    let broker =
+        tokio::task::block_in_place(|| broker::start(&config, intake_tx, metrics.clone()))?;
+    metrics.listeners_up.store(true, Relaxed);
+
+    let listeners: Vec<String> = broker
+        .listeners
+        .iter()
+        .map(|(label, addr)| format!("{label}={addr}"))
+        .collect();
+    tracing::info!(
+        "edgemq ready: {} http={http_addr} db={} ({stored_at_start} messages)",
+        listeners.join(" "),
+        db_path.display()
+    );
+
+    let state = AppState {
+        metrics: metrics.clone(),
+        db_path: db_path.clone(),
+        mqtt_listeners: broker.listeners.clone(),
+        stored_at_start,
+        started_at,
+    };
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(http::serve(http_listener, state, async {
+        let _ = http_stopped.await;
+    }));
+
+    let signal = signal.await;
+    tracing::info!("{signal}: shutting down, flushing the store");
+    let _ = stop_http.send(());
+
+    match broker.outbox.barrier() {
+        Ok(fired) => {
+            if tokio::time::timeout(DRAIN_TIMEOUT, fired.recv_async())
+                .await
+                .is_err()
+            {
+                tracing::error!("the store did not catch up within {DRAIN_TIMEOUT:?}");
+            }
+        }
+        Err(e) => tracing::error!("cannot drain the broker: {e}"),
+    }
+    let _ = store_tx.send_async(StoreOp::Stop).await;
+    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    match tokio::time::timeout(Duration::from_secs(5), http).await {
+        Ok(Ok(Err(e))) => tracing::error!("http server: {e}"),
+        Err(_) => tracing::warn!("http requests still open at shutdown"),
+        _ => {}
+    }
+    tracing::info!(
+        "stopped: {} messages stored this run, {} in the database",
+        metrics.stored.load(Relaxed),
+        stored_at_start + metrics.stored.load(Relaxed)
+    );
+    Ok(())
+}
+
+/// Resolves with the name of the first SIGINT or SIGTERM received after this call.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
+    })
+}

@@ -1,0 +1,120 @@
+//! The embedded rumqttd broker: its router and listeners, edgemq's link into it (the store tap
+//! and the outbox for edgemq's own publications), and the checks rumqttd does not make itself
+//! (a listener that failed to bind is only logged by rumqttd, and its `start()` never returns).
+
+mod outbox;
+mod probe;
+mod tap;
+
+pub use outbox::{Internal, Outbox, PublishError};
+
+use crate::config::Config;
+use crate::ingest::Intake;
+use crate::metrics::Metrics;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The client id of edgemq's own link into the router.
+pub const LINK_CLIENT_ID: &str = "edgemq";
+
+/// A running broker.
+pub struct Broker {
+    /// Publishes on edgemq's behalf; the tap recognises these and leaves them out of the data.
+    pub outbox: Arc<Outbox>,
+    /// The MQTT listeners as bound: (label, address).
+    pub listeners: Vec<(&'static str, SocketAddr)>,
+}
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{label} address {addr} is already in use")]
+    InUse {
+        label: &'static str,
+        addr: SocketAddr,
+    },
+    #[error("{label} address {addr} cannot be bound: {source}")]
+    Bind {
+        label: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{label} listener on {addr} did not start: {reason}")]
+    NotListening {
+        label: &'static str,
+        addr: SocketAddr,
+        reason: String,
+    },
+    #[error("the broker refused edgemq's own link: {0}")]
+    Link(String),
+    #[error("cannot start a thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// Checks that every MQTT address is free and replaces port 0 with a free port, so the bound
+/// addresses are known (rumqttd binds the listeners itself and never says which port it got).
+pub fn claim_addresses(config: &mut Config) -> Result<(), StartError> {
+    for (label, listeners) in [("mqtt", &mut config.v4), ("mqtt-v5", &mut config.v5)] {
+        for listener in listeners.values_mut() {
+            let addr = listener.listen;
+            let probe = TcpListener::bind(addr).map_err(|source| match source.kind() {
+                std::io::ErrorKind::AddrInUse => StartError::InUse { label, addr },
+                _ => StartError::Bind {
+                    label,
+                    addr,
+                    source,
+                },
+            })?;
+            listener.listen = probe.local_addr()?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts the router, edgemq's link (subscribed to `#` before any client can connect), the
+/// tap thread and the listeners, then waits until every listener answers an MQTT CONNECT.
+pub fn start(
+    config: &Config,
+    intake: flume::Sender<Intake>,
+    metrics: Arc<Metrics>,
+) -> Result<Broker, StartError> {
+    let mut broker = rumqttd::Broker::new(config.to_rumqttd());
+    let (mut link_tx, link_rx) = broker
+        .link(LINK_CLIENT_ID)
+        .map_err(|e| StartError::Link(e.to_string()))?;
+    link_tx
+        .subscribe("#")
+        .map_err(|e| StartError::Link(e.to_string()))?;
+    let outbox = Arc::new(Outbox::new(link_tx));
+
+    let tap = tap::Tap {
+        rx: link_rx,
+        outbox: outbox.clone(),
+        intake,
+        metrics,
+    };
+    std::thread::Builder::new()
+        .name("store-tap".into())
+        .spawn(move || tap.run())?;
+    std::thread::Builder::new()
+        .name("broker".into())
+        .spawn(move || {
+            if let Err(e) = broker.start() {
+                tracing::error!("broker stopped: {e}");
+            }
+        })?;
+
+    let listeners = config.mqtt_listeners();
+    for &(label, addr) in &listeners {
+        let version = if label == "mqtt-v5" { 5 } else { 4 };
+        probe::until_connack(addr, version, Duration::from_secs(5)).map_err(|reason| {
+            StartError::NotListening {
+                label,
+                addr,
+                reason,
+            }
+        })?;
+    }
+    Ok(Broker { outbox, listeners })
+}

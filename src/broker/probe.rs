@@ -1,0 +1,74 @@
+//! A start-up check that a listener really is an MQTT broker: CONNECT, expect CONNACK,
+//! DISCONNECT. rumqttd reports a failed bind only in its log, so this is how we know.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Retries until the listener at `addr` answers CONNECT with CONNACK, or `timeout` passes.
+pub fn until_connack(addr: SocketAddr, version: u8, timeout: Duration) -> Result<(), String> {
+    let target = reachable(addr);
+    let deadline = Instant::now() + timeout;
+    loop {
+        match connect_once(target, version) {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// A wildcard listen address is reached through loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
+    }
+}
+
+fn connect_once(addr: SocketAddr, version: u8) -> Result<(), String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+        .map_err(|e| format!("no connection: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(&connect_packet(version))
+        .map_err(|e| e.to_string())?;
+    let mut header = [0u8; 2];
+    stream
+        .read_exact(&mut header)
+        .map_err(|e| format!("no CONNACK: {e}"))?;
+    if header[0] != 0x20 || header[1] > 127 {
+        return Err(format!("answered 0x{:02x}, not CONNACK", header[0]));
+    }
+    // Read the whole CONNACK: unread bytes would turn our close into a reset.
+    let mut rest = vec![0u8; header[1] as usize];
+    stream
+        .read_exact(&mut rest)
+        .map_err(|e| format!("short CONNACK: {e}"))?;
+    // DISCONNECT and close, as mosquitto_pub does.
+    let _ = stream.write_all(&[0xe0, 0x00]);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    Ok(())
+}
+
+fn connect_packet(version: u8) -> Vec<u8> {
+    let client_id = format!("edgemq-probe-v{version}");
+    let mut body = vec![
+        0x00, 0x04, b'M', b'Q', b'T', b'T', version, 0x02, 0x00, 0x0a,
+    ];
+    if version == 5 {
+        body.push(0x00); // no properties
+    }
+    body.extend_from_slice(&(client_id.len() as u16).to_be_bytes());
+    body.extend_from_slice(client_id.as_bytes());
+    let mut packet = vec![0x10, body.len() as u8];
+    packet.extend(body);
+    packet
+}

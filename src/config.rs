@@ -1,0 +1,390 @@
+//! The one configuration file: rumqttd's own sections (`[router]`, `[v4.*]`, `[v5.*]`) and
+//! edgemq's (`[store]`, `[http]`, `[log]`). Every key has a default, unknown keys are refused,
+//! and errors name the file, the line and what is wrong.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Everything edgemq runs with. `Config::default()` is the built-in product; the repo's
+/// `rumqttd.toml` parses to exactly the same value.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// rumqttd's router id; one node, so 0.
+    pub id: usize,
+    pub router: RouterSection,
+    /// MQTT 3.1.1 listeners, by name.
+    pub v4: BTreeMap<String, ListenerSection>,
+    /// MQTT 5 listeners, by name.
+    pub v5: BTreeMap<String, ListenerSection>,
+    pub store: StoreSection,
+    pub http: HttpSection,
+    pub log: LogSection,
+}
+
+/// rumqttd's `[router]`: every field must be set or the router panics, so all have defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouterSection {
+    pub max_connections: usize,
+    pub max_outgoing_packet_count: u64,
+    /// Bytes (topic + payload) per in-memory segment of one subscription filter's log.
+    pub max_segment_size: usize,
+    /// Segments kept per subscription filter. The memory budget of one filter is
+    /// `max_segment_size * max_segment_count`; a subscriber (edgemq's own store tap included)
+    /// that falls further behind than that skips messages, which edgemq counts.
+    pub max_segment_count: usize,
+}
+
+/// One rumqttd listener (`[v4.NAME]` or `[v5.NAME]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSection {
+    #[serde(default)]
+    pub name: String,
+    pub listen: SocketAddr,
+    #[serde(default = "default_next_connection_delay_ms")]
+    pub next_connection_delay_ms: u64,
+    #[serde(default)]
+    pub connections: ConnectionsSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionsSection {
+    /// Time a new connection has to send CONNECT.
+    pub connection_timeout_ms: u16,
+    /// Largest publish the broker accepts; a larger one closes the client's connection.
+    pub max_payload_size: usize,
+    pub max_inflight_count: usize,
+    /// `user = "password"` pairs; absent means anonymous access.
+    pub auth: Option<BTreeMap<String, String>>,
+    pub dynamic_filters: bool,
+}
+
+/// `[store]`: the SQLite database and its writer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    pub path: PathBuf,
+    /// Most messages written in one transaction.
+    pub batch_max: usize,
+    /// Messages that may wait between the broker tap and the writer.
+    pub queue_capacity: usize,
+    /// SQLite `synchronous`: "normal" survives a process crash, "full" also a power loss.
+    pub synchronous: Synchronous,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    Normal,
+    Full,
+}
+
+/// `[http]`: the HTTP API and dashboard.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    pub listen: SocketAddr,
+}
+
+/// `[log]`: console logging always; `file` adds a daily-rotated log file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// A level (`info`) or a tracing filter (`info,edgemq=debug`).
+    pub level: String,
+    pub file: Option<PathBuf>,
+}
+
+fn default_next_connection_delay_ms() -> u64 {
+    1
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("built-in address")
+}
+
+fn listener(name: &str, listen: &str) -> ListenerSection {
+    ListenerSection {
+        name: name.to_string(),
+        listen: addr(listen),
+        next_connection_delay_ms: default_next_connection_delay_ms(),
+        connections: ConnectionsSection::default(),
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            id: 0,
+            router: RouterSection::default(),
+            v4: BTreeMap::from([("1".to_string(), listener("v4-1", "0.0.0.0:1883"))]),
+            v5: BTreeMap::from([("1".to_string(), listener("v5-1", "0.0.0.0:1884"))]),
+            store: StoreSection::default(),
+            http: HttpSection::default(),
+            log: LogSection::default(),
+        }
+    }
+}
+
+impl Default for RouterSection {
+    fn default() -> Self {
+        RouterSection {
+            max_connections: 10010,
+            max_outgoing_packet_count: 200,
+            max_segment_size: 2 * 1024 * 1024,
+            max_segment_count: 8,
+        }
+    }
+}
+
+impl Default for ConnectionsSection {
+    fn default() -> Self {
+        ConnectionsSection {
+            connection_timeout_ms: 10_000,
+            max_payload_size: 4 * 1024 * 1024,
+            max_inflight_count: 100,
+            auth: None,
+            dynamic_filters: true,
+        }
+    }
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            path: PathBuf::from("edgemq.db"),
+            batch_max: 8192,
+            queue_capacity: 65536,
+            synchronous: Synchronous::Normal,
+        }
+    }
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            listen: addr("0.0.0.0:8000"),
+        }
+    }
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".to_string(),
+            file: None,
+        }
+    }
+}
+
+/// A configuration that cannot be used, said in one line: `file:line: key: what is wrong`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        Config::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates config text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let message = e.message().replace('\n', " ");
+            match e.span() {
+                Some(span) => {
+                    let line = text[..span.start].matches('\n').count() + 1;
+                    let source = text.lines().nth(line - 1).unwrap_or("").trim();
+                    ConfigError(format!("{origin}:{line}: `{source}`: {message}"))
+                }
+                None => ConfigError(format!("{origin}: {message}")),
+            }
+        })?;
+        config
+            .validate()
+            .map_err(|e| ConfigError(format!("{origin}: {e}")))?;
+        Ok(config)
+    }
+
+    /// Checks what the types alone cannot; rumqttd panics or misbehaves on these.
+    pub fn validate(&self) -> Result<(), String> {
+        let r = &self.router;
+        if r.max_segment_size < 1024 {
+            return Err(format!(
+                "router.max_segment_size: {} is below rumqttd's minimum of 1024 bytes",
+                r.max_segment_size
+            ));
+        }
+        if r.max_segment_count < 1 {
+            return Err("router.max_segment_count: must be at least 1".into());
+        }
+        if r.max_connections < 1 || r.max_outgoing_packet_count < 1 {
+            return Err(
+                "router: max_connections and max_outgoing_packet_count must be at least 1".into(),
+            );
+        }
+        if self.v4.is_empty() && self.v5.is_empty() {
+            return Err("no MQTT listener: keep at least one [v4.NAME] or [v5.NAME]".into());
+        }
+        for (section, listeners) in [("v4", &self.v4), ("v5", &self.v5)] {
+            for (name, l) in listeners {
+                if l.connections.max_inflight_count < 1 || l.connections.max_inflight_count > 65535
+                {
+                    return Err(format!(
+                        "{section}.{name}.connections.max_inflight_count: must be 1..=65535"
+                    ));
+                }
+                if l.connections.max_payload_size < 1 {
+                    return Err(format!(
+                        "{section}.{name}.connections.max_payload_size: must be at least 1"
+                    ));
+                }
+            }
+        }
+        if self.store.batch_max < 1 {
+            return Err("store.batch_max: must be at least 1".into());
+        }
+        if self.store.queue_capacity < 1 {
+            return Err("store.queue_capacity: must be at least 1".into());
+        }
+        if self.store.path.as_os_str().is_empty() {
+            return Err("store.path: must not be empty".into());
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| format!("log.level: `{}` is not a log level: {e}", self.log.level))?;
+        Ok(())
+    }
+
+    /// Every MQTT listener address with its protocol label (`mqtt` or `mqtt-v5`).
+    pub fn mqtt_listeners(&self) -> Vec<(&'static str, SocketAddr)> {
+        let v4 = self.v4.values().map(|l| ("mqtt", l.listen));
+        let v5 = self.v5.values().map(|l| ("mqtt-v5", l.listen));
+        v4.chain(v5).collect()
+    }
+
+    /// rumqttd's own config, with console, Prometheus, bridge and cluster off.
+    pub fn to_rumqttd(&self) -> rumqttd::Config {
+        let router = rumqttd::RouterConfig {
+            max_connections: self.router.max_connections,
+            max_outgoing_packet_count: self.router.max_outgoing_packet_count,
+            max_segment_size: self.router.max_segment_size,
+            max_segment_count: self.router.max_segment_count,
+            custom_segment: None,
+            initialized_filters: None,
+            shared_subscriptions_strategy: Default::default(),
+        };
+        let servers = |prefix: &str, listeners: &BTreeMap<String, ListenerSection>| {
+            let map: std::collections::HashMap<_, _> = listeners
+                .iter()
+                .map(|(key, l)| (key.clone(), l.to_rumqttd(&format!("{prefix}-{key}"))))
+                .collect();
+            (!map.is_empty()).then_some(map)
+        };
+        rumqttd::Config {
+            id: self.id,
+            router,
+            v4: servers("v4", &self.v4),
+            v5: servers("v5", &self.v5),
+            ..Default::default()
+        }
+    }
+}
+
+impl ListenerSection {
+    fn to_rumqttd(&self, default_name: &str) -> rumqttd::ServerSettings {
+        let c = &self.connections;
+        let name = if self.name.is_empty() {
+            default_name.to_string()
+        } else {
+            self.name.clone()
+        };
+        rumqttd::ServerSettings {
+            name,
+            listen: self.listen,
+            tls: None,
+            next_connection_delay_ms: self.next_connection_delay_ms,
+            connections: rumqttd::ConnectionSettings {
+                connection_timeout_ms: c.connection_timeout_ms,
+                max_payload_size: c.max_payload_size,
+                max_inflight_count: c.max_inflight_count,
+                auth: c.auth.clone().map(|a| a.into_iter().collect()),
+                external_auth: None,
+                dynamic_filters: c.dynamic_filters,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_file_is_the_built_in_default() {
+        let text = include_str!("../rumqttd.toml");
+        assert_eq!(
+            Config::from_toml(text, "rumqttd.toml").unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn empty_file_is_the_built_in_default() {
+        assert_eq!(Config::from_toml("", "x.toml").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let err = Config::from_toml("[store]\nbatch_max = 10\nbatchmax = 3\n", "a.toml")
+            .unwrap_err()
+            .0;
+        assert!(err.starts_with("a.toml:3: `batchmax = 3`"), "{err}");
+        assert!(err.contains("unknown field `batchmax`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_and_bad_address_are_refused() {
+        let err = Config::from_toml("[store]\nbatch_max = \"ten\"\n", "a.toml")
+            .unwrap_err()
+            .0;
+        assert!(
+            err.starts_with("a.toml:2:") && err.contains("invalid type"),
+            "{err}"
+        );
+        let err = Config::from_toml("[http]\nlisten = \"localhost\"\n", "a.toml")
+            .unwrap_err()
+            .0;
+        assert!(
+            err.starts_with("a.toml:2:") && err.contains("socket address"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn values_rumqttd_would_panic_on_are_refused() {
+        let err = Config::from_toml("[router]\nmax_segment_size = 10\n", "a.toml")
+            .unwrap_err()
+            .0;
+        assert!(err.contains("router.max_segment_size"), "{err}");
+        let err = Config::from_toml("[log]\nlevel = \"loud[\"\n", "a.toml")
+            .unwrap_err()
+            .0;
+        assert!(err.contains("log.level"), "{err}");
+    }
+}

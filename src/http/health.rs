@@ -1,0 +1,148 @@
+//! `GET /health` (JSON) and `GET /metrics` (Prometheus text).
+
+use super::AppState;
+use crate::store;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::json;
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let m = &state.metrics;
+    let path = state.db_path.clone();
+    let database_readable = tokio::task::spawn_blocking(move || {
+        store::open_reader(&path).and_then(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+    })
+    .await
+    .map(|r| r.is_ok())
+    .unwrap_or(false);
+    let database_ok = database_readable && m.database_ok.load(Relaxed);
+    let listeners_up = m.listeners_up.load(Relaxed);
+    let skipped = m.skipped.load(Relaxed);
+    let errors = m.store_errors.load(Relaxed);
+    let status = if !database_ok || !listeners_up {
+        "unhealthy"
+    } else if skipped > 0 {
+        "degraded"
+    } else {
+        "healthy"
+    };
+    let last_ms = m.last_message_ms.load(Relaxed);
+    let last_message_time = (last_ms > 0)
+        .then(|| chrono::DateTime::from_timestamp_millis(last_ms as i64))
+        .flatten()
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let listeners: serde_json::Map<_, _> = state
+        .mqtt_listeners
+        .iter()
+        .map(|(label, addr)| (format!("{label} {addr}"), json!(listeners_up)))
+        .collect();
+    let code = if status == "unhealthy" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = json!({
+        "status": status,
+        "listeners": listeners,
+        "database": if database_ok { "ok" } else { "error" },
+        "messages_stored": state.stored_at_start + m.stored.load(Relaxed),
+        "messages_received": m.received.load(Relaxed),
+        "errors": errors,
+        "skipped": skipped,
+        "queue_depth": m.queue_depth.load(Relaxed),
+        "last_message_time": last_message_time,
+        "uptime_seconds": state.started_at.elapsed().as_secs(),
+    });
+    (code, Json(body))
+}
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let m = &state.metrics;
+    let mut out = String::with_capacity(4096);
+    let counters = [
+        (
+            "edgemq_received_total",
+            "Publishes the store tap received from the broker.",
+            m.received.load(Relaxed),
+        ),
+        (
+            "edgemq_stored_total",
+            "Messages committed to the database since start.",
+            m.stored.load(Relaxed),
+        ),
+        (
+            "edgemq_skipped_total",
+            "Messages the broker skipped past the store tap (lost to the store).",
+            m.skipped.load(Relaxed),
+        ),
+        (
+            "edgemq_skip_events_total",
+            "Times the store tap fell behind the broker.",
+            m.skip_events.load(Relaxed),
+        ),
+        (
+            "edgemq_store_errors_total",
+            "Failed store transactions (each retried).",
+            m.store_errors.load(Relaxed),
+        ),
+        (
+            "edgemq_internal_publications_total",
+            "edgemq's own publications seen and left out of the data.",
+            m.internal_seen.load(Relaxed),
+        ),
+        (
+            "edgemq_commits_total",
+            "Store transactions committed.",
+            m.commits.load(Relaxed),
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
+    let gauges = [
+        (
+            "edgemq_queue_depth",
+            "Messages waiting between the broker tap and the store.",
+            m.queue_depth.load(Relaxed),
+        ),
+        (
+            "edgemq_database_size_bytes",
+            "Database size on disk, WAL included.",
+            store::size_on_disk(&state.db_path),
+        ),
+        (
+            "edgemq_messages_in_database",
+            "Rows in the messages table.",
+            state.stored_at_start + m.stored.load(Relaxed),
+        ),
+        (
+            "edgemq_uptime_seconds",
+            "Seconds since edgemq started.",
+            state.started_at.elapsed().as_secs(),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    }
+    m.commit_seconds.render(
+        "edgemq_commit_seconds",
+        "Time to write and commit one batch.",
+        &mut out,
+    );
+    m.batch_size.render(
+        "edgemq_batch_size",
+        "Messages per committed batch.",
+        &mut out,
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

@@ -1,0 +1,19 @@
+//! edgemq: an MQTT broker that remembers. rumqttd routes; every publish is stored in SQLite.
+//!
+//! - `config`  — the one file (`rumqttd.toml`): rumqttd's sections and ours, defaults, errors.
+//! - `broker`  — embedded rumqttd: router, listeners, the `#` store tap, edgemq's own outbox.
+//! - `ingest`  — `Incoming` (what the broker delivered) → `Record` (what the store writes).
+//! - `store`   — the writer thread that group-commits to SQLite; schema; read connections.
+//! - `http`    — axum: `/health`, `/metrics`.
+//! - `metrics` — the counters every stage updates and `/health` and `/metrics` read.
+//! - `logging` — console and rotating file logs.
+//! - `app`     — wires the stages together and owns shutdown.
+
+pub mod app;
+pub mod broker;
+pub mod config;
+pub mod http;
+pub mod ingest;
+pub mod logging;
+pub mod metrics;
+pub mod store;

@@ -1,0 +1,50 @@
+//! Logs: to the console (stderr) always, and to a daily-rotated file when `[log] file` is set.
+
+use crate::config::LogSection;
+use std::io::IsTerminal;
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, EnvFilter, Layer};
+
+/// Installs the global subscriber; keep the guard alive so the file is flushed at exit.
+pub fn init(log: &LogSection) -> Result<Option<WorkerGuard>, String> {
+    // rumqttd logs every connection at info and every clean disconnect as an ERROR ("no-connection
+    // id N is already gone") from its router; keep it quiet unless asked. Skips, the one router
+    // event that matters, are counted by edgemq itself.
+    let mut directives = log.level.clone();
+    if !directives.contains("rumqttd") {
+        directives.push_str(",rumqttd=warn,rumqttd::router::routing=off");
+    }
+    let filter = || EnvFilter::try_new(&directives).map_err(|e| format!("log.level: {e}"));
+    let ansi = std::io::stderr().is_terminal();
+    let console = fmt::layer()
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .with_filter(filter()?);
+    let (file_layer, guard) = match &log.file {
+        Some(path) => {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            let dir = dir.unwrap_or(std::path::Path::new("."));
+            let name = path
+                .file_name()
+                .ok_or_else(|| format!("log.file: {} is not a file name", path.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("log.file: cannot create {}: {e}", dir.display()))?;
+            let appender = tracing_appender::rolling::daily(dir, name);
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            let layer = fmt::layer()
+                .with_ansi(false)
+                .with_writer(writer)
+                .with_filter(filter()?);
+            (Some(layer), Some(guard))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(console)
+        .with(file_layer)
+        .try_init()
+        .map_err(|e| e.to_string())?;
+    Ok(guard)
+}

@@ -1,0 +1,124 @@
+//! The `edgemq` command: parse the flags, load the config, run until SIGINT or SIGTERM.
+
+use clap::Parser;
+use edgemq::config::Config;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// An MQTT broker that remembers: every message published to it is stored in SQLite and served
+/// back over HTTP. A drop-in replacement for Mosquitto.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// Config file [default: ./rumqttd.toml when present, otherwise built-in defaults]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// SQLite database path [config: store.path; default: ./edgemq.db]
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// MQTT 3.1.1 listen address; port 0 picks a free port [config: v4.1.listen; default: 0.0.0.0:1883]
+    #[arg(long, value_name = "ADDR")]
+    mqtt: Option<SocketAddr>,
+    /// MQTT 5 listen address [config: v5.1.listen; default: 0.0.0.0:1884]
+    #[arg(long = "mqtt-v5", value_name = "ADDR")]
+    mqtt_v5: Option<SocketAddr>,
+    /// HTTP listen address [config: http.listen; default: 0.0.0.0:8000]
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
+    /// Log level or filter, e.g. info, debug, "info,edgemq=debug" [config: log.level]
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Also log to this file, rotated daily [config: log.file]
+    #[arg(long, value_name = "PATH")]
+    log_file: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load(&cli) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("edgemq: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let _log_guard = match edgemq::logging::init(&config.log) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("edgemq: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("edgemq: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(edgemq::app::run(config));
+    // rumqttd's threads have no stop; the store is closed, so leave without waiting for them.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("edgemq: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The config file (explicit, or `./rumqttd.toml` when present), then the flags on top.
+fn load(cli: &Cli) -> Result<Config, String> {
+    let default_file = PathBuf::from("rumqttd.toml");
+    let mut config = match &cli.config {
+        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
+        None if default_file.exists() => {
+            Config::from_file(&default_file).map_err(|e| e.to_string())?
+        }
+        None => Config::default(),
+    };
+    if let Some(db) = &cli.db {
+        config.store.path = db.clone();
+    }
+    if let Some(addr) = cli.mqtt {
+        set_listener(&mut config.v4, "v4", addr);
+    }
+    if let Some(addr) = cli.mqtt_v5 {
+        set_listener(&mut config.v5, "v5", addr);
+    }
+    if let Some(addr) = cli.http {
+        config.http.listen = addr;
+    }
+    if let Some(level) = &cli.log_level {
+        config.log.level = level.clone();
+    }
+    if let Some(file) = &cli.log_file {
+        config.log.file = Some(file.clone());
+    }
+    config
+        .validate()
+        .map_err(|e| format!("command line: {e}"))?;
+    Ok(config)
+}
+
+/// A flag names one listener: keep the first one's settings with the new address.
+fn set_listener(
+    listeners: &mut BTreeMap<String, edgemq::config::ListenerSection>,
+    prefix: &str,
+    addr: SocketAddr,
+) {
+    let mut listener = match listeners.values().next() {
+        Some(first) => first.clone(),
+        None => edgemq::config::Config::default().v4["1"].clone(),
+    };
+    listener.listen = addr;
+    if listener.name.is_empty() || listeners.is_empty() {
+        listener.name = format!("{prefix}-1");
+    }
+    listeners.clear();
+    listeners.insert("1".to_string(), listener);
+}

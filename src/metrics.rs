@@ -1,0 +1,103 @@
+//! Counters every stage updates and `/health` and `/metrics` read: what was received, stored,
+//! refused and skipped, and how the store's commits are doing. Lock-free: atomics only.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the commit latency histogram buckets.
+pub const COMMIT_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+/// Upper bounds of the batch size histogram buckets.
+pub const BATCH_BUCKETS: [f64; 8] = [1.0, 10.0, 100.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0];
+
+#[derive(Default)]
+pub struct Metrics {
+    /// Publishes the store tap received from the broker (device data only).
+    pub received: AtomicU64,
+    /// Messages committed to the `messages` table.
+    pub stored: AtomicU64,
+    /// Messages the broker routed past the tap without delivering them (it fell behind).
+    pub skipped: AtomicU64,
+    /// Skip events (a gap of any size counts once).
+    pub skip_events: AtomicU64,
+    /// Failed store transactions.
+    pub store_errors: AtomicU64,
+    /// edgemq's own publications seen by the tap and left out of device data.
+    pub internal_seen: AtomicU64,
+    /// Unix milliseconds of the last device message received; 0 = none yet.
+    pub last_message_ms: AtomicU64,
+    /// Messages waiting between the tap and the writer (sampled by the writer).
+    pub queue_depth: AtomicU64,
+    pub commits: AtomicU64,
+    pub commit_seconds: Histogram<12>,
+    pub batch_size: Histogram<8>,
+    /// All MQTT listeners accepted a connection at start-up.
+    pub listeners_up: AtomicBool,
+    /// The writer can write (false after a failed transaction until the next success).
+    pub database_ok: AtomicBool,
+}
+
+/// A Prometheus-style cumulative histogram over fixed buckets.
+pub struct Histogram<const N: usize> {
+    bounds: [f64; N],
+    counts: [AtomicU64; N],
+    count: AtomicU64,
+    /// Sum in millionths of the unit, to stay an integer.
+    sum_micros: AtomicU64,
+}
+
+impl<const N: usize> Histogram<N> {
+    pub fn new(bounds: [f64; N]) -> Self {
+        Histogram {
+            bounds,
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, value: f64) {
+        if let Some(i) = self.bounds.iter().position(|b| value <= *b) {
+            self.counts[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_micros.fetch_add((value * 1e6) as u64, Relaxed);
+    }
+
+    /// Appends the histogram in Prometheus text format.
+    pub fn render(&self, name: &str, help: &str, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            cumulative += count.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count.load(Relaxed);
+        let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+    }
+}
+
+impl Default for Histogram<12> {
+    fn default() -> Self {
+        Histogram::new(COMMIT_BUCKETS)
+    }
+}
+
+impl Default for Histogram<8> {
+    fn default() -> Self {
+        Histogram::new(BATCH_BUCKETS)
+    }
+}
+
+impl Metrics {
+    pub fn observe_commit(&self, batch: usize, took: Duration) {
+        self.commits.fetch_add(1, Relaxed);
+        self.stored.fetch_add(batch as u64, Relaxed);
+        self.commit_seconds.observe(took.as_secs_f64());
+        self.batch_size.observe(batch as f64);
+    }
+}

@@ -1,0 +1,213 @@
+//! Test harness: the real `edgemq` binary on ephemeral ports in a temp dir, real MQTT clients.
+#![allow(dead_code)]
+
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_edgemq");
+
+/// A running edgemq process.
+pub struct Edgemq {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub db: PathBuf,
+    pub mqtt: SocketAddr,
+    pub mqtt_v5: SocketAddr,
+    pub http: SocketAddr,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Edgemq {
+    /// Starts edgemq with its database in `dir` and waits until it says it is ready.
+    pub fn start(dir: &Path, extra: &[&str]) -> Edgemq {
+        let db = dir.join("edgemq.db");
+        let mut child = Command::new(BIN)
+            .current_dir(dir)
+            .args(["--db", db.to_str().unwrap()])
+            .args(["--mqtt", "127.0.0.1:0", "--mqtt-v5", "127.0.0.1:0"])
+            .args(["--http", "127.0.0.1:0", "--log-level", "info"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn edgemq");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let ready = line.contains("edgemq ready:").then(|| line.clone());
+                sink.lock().unwrap().push(line);
+                if let Some(line) = ready {
+                    let _ = ready_tx.send(line);
+                }
+            }
+        });
+        let ready = ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("edgemq did not start: {:?}", log.lock().unwrap())
+            });
+        let addr = |key: &str| -> SocketAddr {
+            let start = ready.find(&format!(" {key}=")).unwrap() + key.len() + 2;
+            let rest = &ready[start..];
+            rest[..rest.find(' ').unwrap_or(rest.len())]
+                .parse()
+                .unwrap()
+        };
+        Edgemq {
+            mqtt: addr("mqtt"),
+            mqtt_v5: addr("mqtt-v5"),
+            http: addr("http"),
+            child,
+            dir: dir.to_path_buf(),
+            db,
+            log,
+        }
+    }
+
+    pub fn signal(&self, signal: i32) {
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        wait_exit(&mut self.child, Duration::from_secs(30))
+    }
+
+    /// SIGKILL: no chance to flush.
+    pub fn kill9(mut self) {
+        self.signal(libc::SIGKILL);
+        wait_exit(&mut self.child, Duration::from_secs(10));
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Edgemq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("edgemq did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A fresh temp dir for one test.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+/// Runs edgemq to completion with these arguments (for start-up failures).
+pub fn run_to_exit(dir: &Path, args: &[&str]) -> (ExitStatus, String) {
+    let out = Command::new(BIN)
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run edgemq");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Rows of `messages` as (topic, payload), in id order.
+pub fn stored(db: &Path) -> Vec<(String, Vec<u8>)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT topic, payload FROM messages ORDER BY id")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    rows
+}
+
+pub fn count(db: &Path) -> u64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Polls `check` until it is true or `timeout` passes; returns its last answer.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An MQTT 3.1.1 client connected to `addr`.
+pub fn mqtt_client(addr: SocketAddr, id: &str) -> (AsyncClient, EventLoop) {
+    let mut options = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_inflight(100);
+    options.set_max_packet_size(8 * 1024 * 1024, 8 * 1024 * 1024);
+    AsyncClient::new(options, 1000)
+}
+
+/// Publishes every (topic, payload) at QoS 1 from one client and returns once every PUBACK
+/// has arrived.
+pub async fn publish_all_qos1(addr: SocketAddr, id: String, messages: Vec<(String, Vec<u8>)>) {
+    let (client, mut eventloop) = mqtt_client(addr, &id);
+    let total = messages.len();
+    let publisher = tokio::spawn(async move {
+        for (topic, payload) in messages {
+            client
+                .publish(topic, QoS::AtLeastOnce, false, payload)
+                .await
+                .unwrap();
+        }
+        client
+    });
+    let mut acked = 0;
+    while acked < total {
+        match tokio::time::timeout(Duration::from_secs(30), eventloop.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("{id}: connection error after {acked} acks: {e}"),
+            Err(_) => panic!("{id}: no progress after {acked} of {total} acks"),
+        }
+    }
+    let client = publisher.await.unwrap();
+    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), eventloop.poll()).await;
+}

@@ -1,0 +1,114 @@
+//! Start-up: a bad config or a busy address is a one-line error and exit status 2.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn unknown_key_exits_2_naming_file_line_and_key() {
+    let dir = temp_dir();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[store]\nbatch_max = 100\nbatch_size = 5\n",
+    )
+    .unwrap();
+    let (status, stderr) = run_to_exit(dir.path(), &["--config", "bad.toml"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("bad.toml:3:") && stderr.contains("batch_size"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn wrong_type_and_bad_address_exit_2() {
+    let dir = temp_dir();
+    let cases = [
+        ("[http]\nlisten = \"localhost:80:80\"\n", "listen"),
+        (
+            "[router]\nmax_segment_count = \"many\"\n",
+            "max_segment_count",
+        ),
+        (
+            "[v4.1]\nlisten = \"0.0.0.0:1883\"\n[v4.1.connections]\nmax_inflight_count = -1\n",
+            "max_inflight_count",
+        ),
+    ];
+    for (text, key) in cases {
+        std::fs::write(dir.path().join("rumqttd.toml"), text).unwrap();
+        // ./rumqttd.toml is read when no --config is given.
+        let (status, stderr) = run_to_exit(dir.path(), &[]);
+        assert_eq!(status.code(), Some(2), "{text}: {stderr}");
+        assert!(
+            stderr.contains("rumqttd.toml:") && stderr.contains(key),
+            "{text}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn occupied_port_exits_2_naming_the_address() {
+    let dir = temp_dir();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    for flag in ["--mqtt", "--mqtt-v5", "--http"] {
+        let mut args = vec![
+            "--mqtt",
+            "127.0.0.1:0",
+            "--mqtt-v5",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+        ];
+        let at = args.iter().position(|a| *a == flag).unwrap();
+        args[at + 1] = &addr;
+        args.extend(["--db", "x.db"]);
+        let (status, stderr) = run_to_exit(dir.path(), &args);
+        assert_eq!(status.code(), Some(2), "{flag}: {stderr}");
+        assert!(
+            stderr.contains(&addr) && stderr.contains("already in use"),
+            "{flag}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn help_lists_every_flag() {
+    let dir = temp_dir();
+    let out = std::process::Command::new(BIN)
+        .arg("--help")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--config",
+        "--db",
+        "--mqtt ",
+        "--mqtt-v5",
+        "--http",
+        "--log-level",
+        "--log-file",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+    }
+}
+
+#[test]
+fn log_file_receives_the_logs() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &["--log-file", "logs/edgemq.log"]);
+    assert!(edgemq.stop().success());
+    let logs: Vec<_> = std::fs::read_dir(dir.path().join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    let text = std::fs::read_to_string(&logs[0]).unwrap();
+    assert!(
+        text.contains("edgemq ready:") && text.contains("shutting down"),
+        "{text}"
+    );
+}
