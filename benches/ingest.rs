@@ -1,1 +1,275 @@
-fn main() {}
+//! End-to-end ingest benchmark: C clients publish N JSON messages (~150 bytes) to the real
+//! edgemq binary as fast as they can; it waits until every one is in the database and reports
+//! the persisted rate, publish→commit latency (p50/p99) and edgemq's peak RSS.
+//!
+//!     cargo bench --bench ingest -- [--clients 10] [--messages 1000000] [--qos 1]
+//!
+//! Commit time is observed by polling `max(id)` every millisecond from a read connection;
+//! each payload carries its publish time, so latency = first poll that saw the row - publish.
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+struct Args {
+    clients: usize,
+    messages: usize,
+    qos: QoS,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        clients: 10,
+        messages: 1_000_000,
+        qos: QoS::AtLeastOnce,
+    };
+    let raw: Vec<String> = std::env::args().collect();
+    let value = |name: &str| {
+        raw.iter()
+            .position(|a| a == name)
+            .and_then(|i| raw.get(i + 1))
+    };
+    if let Some(v) = value("--clients") {
+        args.clients = v.parse().expect("--clients N");
+    }
+    if let Some(v) = value("--messages") {
+        args.messages = v.parse().expect("--messages N");
+    }
+    if let Some(v) = value("--qos") {
+        args.qos = match v.as_str() {
+            "0" => QoS::AtMostOnce,
+            "1" => QoS::AtLeastOnce,
+            _ => panic!("--qos 0|1"),
+        };
+    }
+    args
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+/// About 150 bytes, shaped like seed 003's telemetry.
+fn payload(client: usize, seq: usize) -> String {
+    format!(
+        "{{\"deviceId\":\"bench-{client:03}\",\"ts\":{},\"temperature\":{:.1},\"humidity\":{:.1},\"seq\":{seq:08},\"t\":{},\"fw\":\"1.2.0\"}}",
+        now_us() / 1000,
+        20.0 + (seq % 150) as f64 / 10.0,
+        30.0 + (seq % 400) as f64 / 10.0,
+        now_us()
+    )
+}
+
+async fn publisher(addr: SocketAddr, client: usize, count: usize, qos: QoS) {
+    let mut options = MqttOptions::new(
+        format!("bench-{client}"),
+        addr.ip().to_string(),
+        addr.port(),
+    );
+    options.set_inflight(100);
+    options.set_keep_alive(Duration::from_secs(60));
+    // A short request queue: the payload is timestamped just before it goes out.
+    let (mqtt, mut eventloop) = AsyncClient::new(options, 10);
+    let topic = format!("devices/bench-{client:03}/telemetry");
+    let sender = tokio::spawn(async move {
+        for seq in 0..count {
+            mqtt.publish(&topic, qos, false, payload(client, seq))
+                .await
+                .unwrap();
+        }
+        mqtt
+    });
+    let mut acked = 0;
+    let mut sent = 0;
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
+            Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_))) => sent += 1,
+            Ok(_) => {}
+            Err(e) => panic!("client {client}: {e}"),
+        }
+        let done = if qos == QoS::AtMostOnce { sent } else { acked };
+        if done >= count {
+            break;
+        }
+    }
+    let mqtt = sender.await.unwrap();
+    let _ = mqtt.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_millis(500), eventloop.poll()).await;
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    let args = args();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bench.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edgemq"))
+        .current_dir(dir.path())
+        .args(["--db", db.to_str().unwrap(), "--log-level", "info"])
+        .args([
+            "--mqtt",
+            "127.0.0.1:0",
+            "--mqtt-v5",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start edgemq");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("edgemq ready:"))
+        .expect("edgemq ready");
+    std::thread::spawn(move || lines.for_each(drop));
+    let field = |key: &str| -> SocketAddr {
+        let rest = &ready[ready.find(&format!(" {key}=")).unwrap() + key.len() + 2..];
+        rest[..rest.find(' ').unwrap()].parse().unwrap()
+    };
+    let (mqtt, http) = (field("mqtt"), field("http"));
+
+    // Poll commit progress: (microsecond timestamp, max id) every millisecond.
+    let total = args.messages as i64;
+    let watcher_db = db.clone();
+    let watcher = std::thread::spawn(move || watch_commits(&watcher_db, total));
+
+    let started = Instant::now();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let per_client = args.messages / args.clients;
+        let tasks: Vec<_> = (0..args.clients)
+            .map(|c| {
+                let n = per_client + usize::from(c < args.messages % args.clients);
+                tokio::spawn(publisher(mqtt, c, n, args.qos))
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let published = started.elapsed();
+    let observations = watcher.join().unwrap();
+    let persisted = started.elapsed();
+    let rss_mib = peak_rss_kib(child.id()) as f64 / 1024.0;
+
+    let health: serde_json::Value = runtime.block_on(async {
+        reqwest::get(format!("http://{http}/health"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let _ = child.wait();
+
+    let latencies = latencies(&db, &observations);
+    let rows = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))
+        .unwrap();
+    let qos = if args.qos == QoS::AtMostOnce { 0 } else { 1 };
+    println!(
+        "ingest: {} clients, {} messages of ~150 B, QoS {qos}",
+        args.clients, args.messages
+    );
+    println!(
+        "  published in {:.2}s, persisted in {:.2}s: {:.0} msg/s persisted",
+        published.as_secs_f64(),
+        persisted.as_secs_f64(),
+        rows as f64 / persisted.as_secs_f64()
+    );
+    println!(
+        "  rows {rows} of {} (lost {}), skipped by broker {}",
+        args.messages,
+        args.messages as i64 - rows,
+        health["skipped"]
+    );
+    println!(
+        "  publish->commit latency p50 {:.1} ms, p99 {:.1} ms; edgemq peak RSS {rss_mib:.0} MiB",
+        percentile(&latencies, 0.50) as f64 / 1000.0,
+        percentile(&latencies, 0.99) as f64 / 1000.0
+    );
+}
+
+/// Returns (time in µs, max id) whenever max(id) changed, until it reaches `total` or stalls.
+fn watch_commits(db: &Path, total: i64) -> Vec<(u64, i64)> {
+    let mut observations = Vec::new();
+    let conn = loop {
+        match rusqlite::Connection::open(db) {
+            Ok(c) => break c,
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    };
+    let mut last = 0;
+    let mut last_change = Instant::now();
+    while last < total && last_change.elapsed() < Duration::from_secs(30) {
+        let max: i64 = conn
+            .query_row("SELECT coalesce(max(id), 0) FROM messages", [], |r| {
+                r.get(0)
+            })
+            .unwrap_or(last);
+        if max != last {
+            observations.push((now_us(), max));
+            last = max;
+            last_change = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    observations
+}
+
+/// Publish→commit latency of every row, in µs.
+fn latencies(db: &Path, observations: &[(u64, i64)]) -> Vec<u64> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT id, payload FROM messages ORDER BY id")
+        .unwrap();
+    let mut rows = stmt.query([]).unwrap();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().unwrap() {
+        let id: i64 = row.get(0).unwrap();
+        let payload: Vec<u8> = row.get(1).unwrap();
+        let text = String::from_utf8_lossy(&payload);
+        let Some(sent) = text
+            .split("\"t\":")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let seen = observations.partition_point(|(_, max)| *max < id);
+        if let Some((at, _)) = observations.get(seen) {
+            out.push(at.saturating_sub(sent));
+        }
+    }
+    out.sort_unstable();
+    out
+}

@@ -123,12 +123,7 @@ async fn restart_on_the_same_database_keeps_everything_and_appends() {
     );
     let batch2: Vec<_> = (300..500).map(|i| message(2, i)).collect();
     publish_all_qos1(second.mqtt, "restart-2".into(), batch2.clone()).await;
-    let health: serde_json::Value = reqwest::get(second.url("/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: serde_json::Value = get_json(&second, "/health").await;
     let db = second.db.clone();
     assert!(second.stop().success());
 
@@ -205,12 +200,7 @@ async fn publish_all_qos1_tolerant(addr: std::net::SocketAddr, messages: Vec<(St
 async fn health_and_metrics_report_what_was_stored() {
     let dir = temp_dir();
     let edgemq = Edgemq::start(dir.path(), &[]);
-    let before: serde_json::Value = reqwest::get(edgemq.url("/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let before: serde_json::Value = get_json(&edgemq, "/health").await;
     assert_eq!(before["status"], "healthy");
     assert_eq!(before["database"], "ok");
     assert_eq!(before["messages_stored"], 0);
@@ -220,12 +210,7 @@ async fn health_and_metrics_report_what_was_stored() {
     publish_all_qos1(edgemq.mqtt, "health".into(), batch).await;
     assert!(eventually(Duration::from_secs(10), || count(&edgemq.db) == 250));
 
-    let health: serde_json::Value = reqwest::get(edgemq.url("/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: serde_json::Value = get_json(&edgemq, "/health").await;
     assert_eq!(health["status"], "healthy", "{health}");
     assert_eq!(health["messages_stored"], 250);
     assert_eq!(health["skipped"], 0);

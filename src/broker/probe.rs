@@ -1,5 +1,5 @@
 //! A start-up check that a listener really is an MQTT broker: CONNECT, expect CONNACK,
-//! DISCONNECT. rumqttd reports a failed bind only in its log, so this is how we know.
+//! close. rumqttd reports a failed bind only in its log, so this is how we know.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
@@ -52,9 +52,8 @@ fn connect_once(addr: SocketAddr, version: u8) -> Result<(), String> {
     stream
         .read_exact(&mut rest)
         .map_err(|e| format!("short CONNACK: {e}"))?;
-    // DISCONNECT and close, as mosquitto_pub does.
-    let _ = stream.write_all(&[0xe0, 0x00]);
-    let _ = stream.shutdown(std::net::Shutdown::Write);
+    // Close without DISCONNECT: rumqttd logs a peer's close quietly, but a DISCONNECT races
+    // with the router dropping the link and is logged as an ERROR.
     Ok(())
 }
 

@@ -211,3 +211,9 @@ pub async fn publish_all_qos1(addr: SocketAddr, id: String, messages: Vec<(Strin
     let _ = client.disconnect().await;
     let _ = tokio::time::timeout(Duration::from_secs(1), eventloop.poll()).await;
 }
+
+/// GET a JSON document from edgemq's HTTP API.
+pub async fn get_json(edgemq: &Edgemq, path: &str) -> serde_json::Value {
+    let response = reqwest::get(edgemq.url(path)).await.expect("HTTP request");
+    response.json().await.expect("a JSON body")
+}
