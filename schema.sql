@@ -1,14 +1,129 @@
 -- edgemq's database. Applied at every start-up; every statement is idempotent.
 -- Times are unix milliseconds (UTC) unless a column says otherwise.
 
--- Every publish the broker routed, once, as received.
+-- Every accepted publish, once, as received. Messages on a route that fail decoding go to
+-- dead_letters instead.
 CREATE TABLE IF NOT EXISTS messages (
     id          INTEGER PRIMARY KEY,
     received_at INTEGER NOT NULL,   -- when edgemq received it
     topic       TEXT    NOT NULL,
     payload     BLOB    NOT NULL,   -- the bytes as published
-    device_id   TEXT,               -- from the topic or payload, when a route says where
-    kind        TEXT,               -- the route's kind (telemetry, status, ...), NULL if unrouted
-    device_time INTEGER             -- the device's own timestamp, when it sent one
+    device_id   TEXT,               -- from the topic or payload, as the route says
+    kind        TEXT,               -- the route's kind (telemetry, status, ...); NULL: no route
+    device_time INTEGER             -- the device's own time, else received_at
 );
+CREATE INDEX IF NOT EXISTS messages_device_time ON messages (device_id, device_time);
 CREATE INDEX IF NOT EXISTS messages_topic_time ON messages (topic, received_at);
+-- Seed 000's status counts by time range; only status messages pay for this index.
+CREATE INDEX IF NOT EXISTS messages_status_time ON messages (device_time) WHERE kind = 'status';
+
+-- Messages on a route that could not be decoded or validated, with the reason.
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id          INTEGER PRIMARY KEY,
+    received_at INTEGER NOT NULL,
+    topic       TEXT    NOT NULL,
+    payload     BLOB    NOT NULL,
+    reason      TEXT    NOT NULL
+);
+
+-- Every device seen, with its registry entry (seed 001's names).
+CREATE TABLE IF NOT EXISTS devices (
+    device_id        TEXT PRIMARY KEY,
+    first_seen       INTEGER NOT NULL,
+    last_seen        INTEGER NOT NULL,
+    is_online        INTEGER NOT NULL DEFAULT 1,
+    ip_address       TEXT,
+    firmware_version TEXT,
+    uptime           INTEGER,
+    last_topic       TEXT,
+    last_payload     BLOB
+) WITHOUT ROWID;
+
+-- Current state of a device by name: `relay/0` = 'true', `eb` = 'ON', `avg/temperature` = '25.1'.
+CREATE TABLE IF NOT EXISTS device_state (
+    device_id  TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (device_id, name)
+) WITHOUT ROWID;
+
+-- Alerts: raised once when a condition starts, cleared when it ends (cleared_at NULL: open).
+-- Events such as ONLINE are raised and cleared at the same moment.
+CREATE TABLE IF NOT EXISTS alerts (
+    id         INTEGER PRIMARY KEY,
+    device_id  TEXT    NOT NULL,
+    type       TEXT    NOT NULL,
+    metric     TEXT,
+    value      REAL,
+    threshold  REAL,
+    raised_at  INTEGER NOT NULL,
+    cleared_at INTEGER,
+    payload    TEXT    NOT NULL    -- JSON
+);
+CREATE INDEX IF NOT EXISTS alerts_device ON alerts (device_id, raised_at);
+CREATE INDEX IF NOT EXISTS alerts_open ON alerts (cleared_at) WHERE cleared_at IS NULL;
+
+-- The seeds' own tables, as views over the message store, with the seeds' column names.
+
+-- Seed 000: status_records (status, timestamp).
+CREATE VIEW IF NOT EXISTS status_records AS
+SELECT id, device_id,
+       json_extract(payload, '$.status')    AS status,
+       json_extract(payload, '$.timestamp') AS timestamp,
+       device_time, received_at
+FROM messages WHERE kind = 'status';
+
+-- Seed 001: telemetry, relays (current state) and relay history.
+CREATE VIEW IF NOT EXISTS telemetry AS
+SELECT id, device_id, topic, device_time AS ts, received_at, payload
+FROM messages WHERE kind = 'telemetry';
+
+CREATE VIEW IF NOT EXISTS relays AS
+SELECT device_id, CAST(substr(name, 7) AS INTEGER) AS relay_index,
+       CASE value WHEN 'true' THEN 1 ELSE 0 END AS current_state, updated_at
+FROM device_state WHERE name LIKE 'relay/%';
+
+CREATE VIEW IF NOT EXISTS relay_history AS
+SELECT id, device_id,
+       json_extract(payload, '$.relay_index')  AS relay_index,
+       json_extract(payload, '$.state')        AS state,
+       json_extract(payload, '$.triggered_by') AS triggered_by,
+       device_time AS ts, received_at
+FROM messages WHERE kind = 'relay';
+
+-- Seed 004: temperature_logs, power_status_logs, fingerprint_logs. `timestamp` is the device's
+-- own text; `date` is its day (YYYY-MM-DD); `created_at` is when edgemq stored the row (UTC).
+CREATE VIEW IF NOT EXISTS temperature_logs AS
+SELECT id, device_id,
+       json_extract(payload, '$.temperature') AS temperature,
+       json_extract(payload, '$.humidity')    AS humidity,
+       json_extract(payload, '$.status')      AS status,
+       coalesce(json_extract(payload, '$.timestamp'),
+                strftime('%Y-%m-%dT%H:%M:%S', device_time / 1000, 'unixepoch')) AS timestamp,
+       coalesce(substr(json_extract(payload, '$.timestamp'), 1, 10),
+                date(device_time / 1000, 'unixepoch')) AS date,
+       datetime(received_at / 1000, 'unixepoch') AS created_at
+FROM messages WHERE kind = 'temperature';
+
+CREATE VIEW IF NOT EXISTS power_status_logs AS
+SELECT id, device_id,
+       CASE json_extract(payload, '$.status') WHEN 'EB_ON' THEN 'ON' WHEN 'EB_OFF' THEN 'OFF' ELSE '' END AS ebstatus,
+       CASE json_extract(payload, '$.status') WHEN 'DG_ON' THEN 'ON' WHEN 'DG_OFF' THEN 'OFF' ELSE '' END AS dgstatus,
+       coalesce(json_extract(payload, '$.timestamp'),
+                strftime('%Y-%m-%dT%H:%M:%S', device_time / 1000, 'unixepoch')) AS timestamp,
+       coalesce(substr(json_extract(payload, '$.timestamp'), 1, 10),
+                date(device_time / 1000, 'unixepoch')) AS date,
+       datetime(received_at / 1000, 'unixepoch') AS created_at
+FROM messages WHERE kind = 'power';
+
+CREATE VIEW IF NOT EXISTS fingerprint_logs AS
+SELECT id, device_id,
+       json_extract(payload, '$.user_id')    AS user_id,
+       json_extract(payload, '$.authStatus') AS auth_status,
+       coalesce(json_extract(payload, '$.timestamp'),
+                strftime('%Y-%m-%dT%H:%M:%S', device_time / 1000, 'unixepoch')) AS timestamp,
+       coalesce(substr(json_extract(payload, '$.timestamp'), 1, 10),
+                date(device_time / 1000, 'unixepoch')) AS date,
+       datetime(received_at / 1000, 'unixepoch') AS created_at
+FROM messages WHERE kind = 'fingerprint';

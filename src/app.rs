@@ -5,8 +5,9 @@
 use crate::broker;
 use crate::config::Config;
 use crate::http::{self, AppState};
-use crate::ingest;
+use crate::ingest::{self, decode::DecodeSettings, Ingest};
 use crate::metrics::Metrics;
+use crate::rules::Rules;
 use crate::store::{self, StoreOp};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -57,16 +58,43 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         .map_err(|e| StartError(format!("cannot open database {}: {e}", db_path.display())))?;
     let stored_at_start = store::count_messages(&conn)
         .map_err(|e| StartError(format!("cannot read database {}: {e}", db_path.display())))?;
+    let rules_state = store::load_rules_state(&conn)
+        .map_err(|e| StartError(format!("cannot read database {}: {e}", db_path.display())))?;
     metrics.database_ok.store(true, Relaxed);
 
     let batch_max = config.store.batch_max;
     let (store_tx, store_rx) = flume::bounded(STORE_QUEUE_BATCHES);
-    let writer = store::spawn_writer(conn, store_rx, batch_max, metrics.clone())?;
+    let retention = config.store.retention.clone();
+    let writer = store::spawn_writer(conn, store_rx, batch_max, retention, metrics.clone())?;
     let (intake_tx, intake_rx) = flume::bounded(config.store.queue_capacity);
-    ingest::spawn(intake_rx, store_tx.clone(), batch_max)?;
+    let ticks = intake_tx.clone();
     let broker =
         tokio::task::block_in_place(|| broker::start(&config, intake_tx, metrics.clone()))?;
     metrics.listeners_up.store(true, Relaxed);
+
+    let routes = config.routes();
+    let offline_after = |topic: &str| {
+        let route = routes.find(topic)?;
+        route.offline_after.map(|d| d.as_millis() as i64)
+    };
+    let rules = Rules::new(config.rules(), rules_state, offline_after);
+    let ingest = Ingest {
+        settings: DecodeSettings {
+            max_payload: config.ingest.max_payload,
+            zone: config
+                .ingest
+                .timezone
+                .parse()
+                .map_err(|_| StartError("ingest.timezone: unknown zone".into()))?,
+            future_tolerance_ms: config.ingest.future_tolerance.as_millis() as i64,
+        },
+        routes,
+        rules,
+        outbox: broker.outbox.clone(),
+        metrics: metrics.clone(),
+        batch_max,
+    };
+    ingest::spawn(ingest, intake_rx, ticks, store_tx.clone())?;
 
     let listeners: Vec<String> = broker
         .listeners

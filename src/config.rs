@@ -2,6 +2,9 @@
 //! edgemq's (`[store]`, `[http]`, `[log]`). Every key has a default, unknown keys are refused,
 //! and errors name the file, the line and what is wrong.
 
+use crate::ingest::route::{Route, Routes};
+use crate::ingest::IngestSection;
+use crate::rules::Rule;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,6 +26,11 @@ pub struct Config {
     pub store: StoreSection,
     pub http: HttpSection,
     pub log: LogSection,
+    pub ingest: IngestSection,
+    /// `[[route]]`: tried before the built-in routes.
+    pub route: Vec<Route>,
+    /// `[[rule]]`: applied beside the built-in rules.
+    pub rule: Vec<Rule>,
 }
 
 /// rumqttd's `[router]`: every field must be set or the router panics, so all have defaults.
@@ -76,6 +84,31 @@ pub struct StoreSection {
     pub queue_capacity: usize,
     /// SQLite `synchronous`: "normal" survives a process crash, "full" also a power loss.
     pub synchronous: Synchronous,
+    /// How long messages of each kind are kept (`telemetry = "30d"`; `raw` is messages no
+    /// route claims). Kinds not listed are kept forever.
+    #[serde(with = "retention_map")]
+    pub retention: BTreeMap<String, std::time::Duration>,
+}
+
+mod retention_map {
+    use serde::{Deserialize, Deserializer};
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, Duration>, D::Error> {
+        let raw = BTreeMap::<String, String>::deserialize(d)?;
+        raw.into_iter()
+            .map(|(kind, text)| {
+                humantime::parse_duration(&text)
+                    .map(|duration| (kind.clone(), duration))
+                    .map_err(|e| {
+                        serde::de::Error::custom(format!("retention of `{kind}`: `{text}`: {e}"))
+                    })
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -128,6 +161,9 @@ impl Default for Config {
             store: StoreSection::default(),
             http: HttpSection::default(),
             log: LogSection::default(),
+            ingest: IngestSection::default(),
+            route: Vec::new(),
+            rule: Vec::new(),
         }
     }
 }
@@ -162,6 +198,7 @@ impl Default for StoreSection {
             batch_max: 8192,
             queue_capacity: 65536,
             synchronous: Synchronous::Normal,
+            retention: BTreeMap::new(),
         }
     }
 }
@@ -266,9 +303,56 @@ impl Config {
         if self.store.path.as_os_str().is_empty() {
             return Err("store.path: must not be empty".into());
         }
+        for route in &self.route {
+            route.validate()?;
+        }
+        for rule in &self.rule {
+            rule.validate()?;
+        }
+        self.ingest.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
+            format!(
+                "ingest.timezone: `{}` is not a time zone name such as UTC or Europe/Berlin",
+                self.ingest.timezone
+            )
+        })?;
+        for kind in self.store.retention.keys() {
+            let known = [
+                "raw",
+                "telemetry",
+                "status",
+                "device_status",
+                "relay",
+                "event",
+                "temperature",
+                "power",
+                "fingerprint",
+            ];
+            if !known.contains(&kind.as_str()) {
+                return Err(format!(
+                    "store.retention: unknown kind `{kind}` (one of {})",
+                    known.join(", ")
+                ));
+            }
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| format!("log.level: `{}` is not a log level: {e}", self.log.level))?;
         Ok(())
+    }
+
+    /// The routes in force: configured first, then (unless turned off) the built-in ones.
+    pub fn routes(&self) -> Routes {
+        Routes::new(&self.route, self.ingest.default_routes)
+    }
+
+    /// The rules in force: built-in (unless turned off) and configured.
+    pub fn rules(&self) -> Vec<Rule> {
+        let mut rules = if self.ingest.default_rules {
+            crate::rules::default_rules()
+        } else {
+            Vec::new()
+        };
+        rules.extend(self.rule.iter().cloned());
+        rules
     }
 
     /// Every MQTT listener address with its protocol label (`mqtt` or `mqtt-v5`).

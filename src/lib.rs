@@ -2,8 +2,10 @@
 //!
 //! - `config`  — the one file (`rumqttd.toml`): rumqttd's sections and ours, defaults, errors.
 //! - `broker`  — embedded rumqttd: router, listeners, the `#` store tap, edgemq's own outbox.
-//! - `ingest`  — `Incoming` (what the broker delivered) → `Record` (what the store writes).
+//! - `ingest`  — `Incoming` → route → decode → validate → `Record` or dead letter; runs rules.
+//! - `rules`   — thresholds, anomalies, the offline watchdog → `Alert`s, raised and cleared once.
 //! - `store`   — the writer thread that group-commits to SQLite; schema; read connections.
+//! - `topic`   — MQTT topic filter matching.
 //! - `http`    — axum: `/health`, `/metrics`.
 //! - `metrics` — the counters every stage updates and `/health` and `/metrics` read.
 //! - `logging` — console and rotating file logs.
@@ -16,4 +18,6 @@ pub mod http;
 pub mod ingest;
 pub mod logging;
 pub mod metrics;
+pub mod rules;
 pub mod store;
+pub mod topic;

@@ -9,12 +9,14 @@ use tracing_subscriber::{fmt, EnvFilter, Layer};
 
 /// Installs the global subscriber; keep the guard alive so the file is flushed at exit.
 pub fn init(log: &LogSection) -> Result<Option<WorkerGuard>, String> {
-    // rumqttd logs every connection at info and every clean disconnect as an ERROR ("no-connection
-    // id N is already gone") from its router; keep it quiet unless asked. Skips, the one router
-    // event that matters, are counted by edgemq itself.
+    // rumqttd logs every connection at info, and ordinary clean disconnects as ERRORs ("no-
+    // connection id N is already gone", "router-drop"); keep its router and connection logs
+    // quiet unless asked (`--log-level info,rumqttd=info`). Skips, the one router event that
+    // matters, are counted and logged by edgemq itself.
     let mut directives = log.level.clone();
     if !directives.contains("rumqttd") {
-        directives.push_str(",rumqttd=warn,rumqttd::router::routing=off");
+        directives
+            .push_str(",rumqttd=warn,rumqttd::router::routing=off,rumqttd::server::broker=off");
     }
     let filter = || EnvFilter::try_new(&directives).map_err(|e| format!("log.level: {e}"));
     let ansi = std::io::stderr().is_terminal();

@@ -23,6 +23,14 @@ pub struct Metrics {
     pub skip_events: AtomicU64,
     /// Failed store transactions.
     pub store_errors: AtomicU64,
+    /// Messages on a route that failed decoding or validation.
+    pub dead_letters: AtomicU64,
+    /// Device times too far in the future, replaced by the arrival time.
+    pub future_times: AtomicU64,
+    pub alerts_raised: AtomicU64,
+    pub alerts_cleared: AtomicU64,
+    /// Old rows removed by retention.
+    pub pruned: AtomicU64,
     /// edgemq's own publications seen by the tap and left out of device data.
     pub internal_seen: AtomicU64,
     /// Unix milliseconds of the last device message received; 0 = none yet.
@@ -94,6 +102,11 @@ impl Default for Histogram<8> {
 }
 
 impl Metrics {
+    /// Everything refused or failed: dead letters and failed store transactions.
+    pub fn errors(&self) -> u64 {
+        self.dead_letters.load(Relaxed) + self.store_errors.load(Relaxed)
+    }
+
     pub fn observe_commit(&self, batch: usize, took: Duration) {
         self.commits.fetch_add(1, Relaxed);
         self.stored.fetch_add(batch as u64, Relaxed);

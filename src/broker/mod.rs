@@ -57,19 +57,46 @@ pub enum StartError {
 pub fn claim_addresses(config: &mut Config) -> Result<(), StartError> {
     for (label, listeners) in [("mqtt", &mut config.v4), ("mqtt-v5", &mut config.v5)] {
         for listener in listeners.values_mut() {
-            let addr = listener.listen;
-            let probe = TcpListener::bind(addr).map_err(|source| match source.kind() {
-                std::io::ErrorKind::AddrInUse => StartError::InUse { label, addr },
-                _ => StartError::Bind {
-                    label,
-                    addr,
-                    source,
-                },
-            })?;
-            listener.listen = probe.local_addr()?;
+            listener.listen = claim(label, listener.listen)?;
         }
     }
     Ok(())
+}
+
+/// Ports tried for port 0: below Linux's ephemeral range (32768+), so that the moment between
+/// our check and rumqttd's own bind cannot be lost to another program's port-0 bind.
+const CLAIM_PORTS: std::ops::Range<u16> = 20000..32768;
+
+fn claim(label: &'static str, addr: SocketAddr) -> Result<SocketAddr, StartError> {
+    let bind = |addr: SocketAddr| {
+        TcpListener::bind(addr).map_err(|source| match source.kind() {
+            std::io::ErrorKind::AddrInUse => StartError::InUse { label, addr },
+            _ => StartError::Bind {
+                label,
+                addr,
+                source,
+            },
+        })
+    };
+    if addr.port() != 0 {
+        bind(addr)?;
+        return Ok(addr);
+    }
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+        ^ std::process::id().wrapping_mul(2654435761);
+    let span = u32::from(CLAIM_PORTS.end - CLAIM_PORTS.start);
+    for attempt in 0..64u32 {
+        let offset = seed.wrapping_add(attempt.wrapping_mul(7919)) % span;
+        let candidate = SocketAddr::new(addr.ip(), CLAIM_PORTS.start + offset as u16);
+        if bind(candidate).is_ok() {
+            return Ok(candidate);
+        }
+    }
+    // Everything tried was busy: let the kernel choose.
+    Ok(bind(addr)?.local_addr()?)
 }
 
 /// Starts the router, edgemq's link (subscribed to `#` before any client can connect), the

@@ -22,7 +22,7 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let database_ok = database_readable && m.database_ok.load(Relaxed);
     let listeners_up = m.listeners_up.load(Relaxed);
     let skipped = m.skipped.load(Relaxed);
-    let errors = m.store_errors.load(Relaxed);
+    let errors = m.errors();
     let status = if !database_ok || !listeners_up {
         "unhealthy"
     } else if skipped > 0 {

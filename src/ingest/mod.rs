@@ -1,10 +1,53 @@
-//! Ingest: turns what the broker delivered (`Incoming`) into what the store writes (`Record`).
-//! Runs on its own thread between the broker tap and the store writer, batching as it goes.
+//! Ingest: turns what the broker delivered (`Incoming`) into what the store writes. Runs on its
+//! own thread between the broker tap and the store writer: route by topic, decode, validate
+//! (refusals become dead letters), apply the rules, publish alerts, hand batches to the store.
 
-use crate::store::{Record, StoreOp};
+pub mod decode;
+pub mod route;
+pub mod time;
+
+use crate::broker::Outbox;
+use crate::metrics::Metrics;
+use crate::rules::Rules;
+use crate::store::{AlertChange, Batch, DeadLetter, Record, StoreOp};
 use bytes::Bytes;
+use decode::DecodeSettings;
+use route::Routes;
 use rumqttd::protocol::PublishProperties;
+use serde::Deserialize;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// `[ingest]`: limits and defaults for every route.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSection {
+    /// Largest payload a route accepts; larger ones become dead letters.
+    pub max_payload: usize,
+    /// Zone of device times written without an offset (an IANA name such as "Asia/Kolkata").
+    pub timezone: String,
+    /// Device times further ahead than this are replaced by the arrival time (and counted).
+    #[serde(with = "humantime_serde")]
+    pub future_tolerance: Duration,
+    /// Keep the built-in routes for the five seeds after the configured ones.
+    pub default_routes: bool,
+    /// Keep the built-in rules for the seeds beside the configured ones.
+    pub default_rules: bool,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        IngestSection {
+            max_payload: 256 * 1024,
+            timezone: "UTC".into(),
+            future_tolerance: Duration::from_secs(24 * 3600),
+            default_routes: true,
+            default_rules: true,
+        }
+    }
+}
 
 /// One publish as the broker delivered it, with what is known of its sender.
 #[derive(Debug, Clone)]
@@ -19,15 +62,17 @@ pub struct Incoming {
     pub properties: Option<Box<PublishProperties>>,
 }
 
-/// What flows from the tap into ingest.
+/// What flows into ingest.
 pub enum Intake {
     Message(Incoming),
     /// Everything before it has been handed on; `done` fires once the store has committed it.
     Barrier(flume::Sender<()>),
+    /// Once a second: time for the offline watchdog.
+    Tick,
 }
 
 impl Incoming {
-    /// The raw record: topic and payload as received. Routing and decoding come later.
+    /// The raw record of a message no route claims.
     pub fn into_record(self) -> Record {
         Record {
             received_at: self.received_at,
@@ -35,49 +80,145 @@ impl Incoming {
             payload: self.payload,
             device_id: None,
             kind: None,
-            device_time: None,
+            device_time: self.received_at,
         }
     }
 }
 
-/// Starts the ingest thread: drains `intake`, converts, and hands batches of at most
-/// `batch_max` records to the store. Ends when `intake` closes.
+/// The ingest stage and everything it owns.
+pub struct Ingest {
+    pub routes: Routes,
+    pub settings: DecodeSettings,
+    pub rules: Rules,
+    pub outbox: Arc<Outbox>,
+    pub metrics: Arc<Metrics>,
+    pub batch_max: usize,
+}
+
+/// Starts the ingest thread and its once-a-second tick. Ends when `intake` closes.
 pub fn spawn(
+    ingest: Ingest,
     intake: flume::Receiver<Intake>,
+    ticks: flume::Sender<Intake>,
     store: flume::Sender<StoreOp>,
-    batch_max: usize,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
+        .name("ingest-tick".into())
+        .spawn(move || {
+            while ticks.send(Intake::Tick).is_ok() {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        })?;
+    std::thread::Builder::new()
         .name("ingest".into())
-        .spawn(move || run(intake, store, batch_max))
+        .spawn(move || ingest.run(intake, store))
 }
 
-fn run(intake: flume::Receiver<Intake>, store: flume::Sender<StoreOp>, batch_max: usize) {
-    while let Ok(first) = intake.recv() {
-        let mut batch = Vec::new();
-        let mut next = Some(first);
-        while let Some(item) = next.take() {
-            match item {
-                Intake::Message(incoming) => batch.push(incoming.into_record()),
-                Intake::Barrier(done) => {
-                    if !batch.is_empty()
-                        && store
-                            .send(StoreOp::Records(std::mem::take(&mut batch)))
-                            .is_err()
-                    {
-                        return;
-                    }
-                    if store.send(StoreOp::Barrier(done)).is_err() {
-                        return;
+impl Ingest {
+    fn run(mut self, intake: flume::Receiver<Intake>, store: flume::Sender<StoreOp>) {
+        while let Ok(first) = intake.recv() {
+            let mut batch = Batch::default();
+            let mut next = Some(first);
+            while let Some(item) = next.take() {
+                match item {
+                    Intake::Message(incoming) => self.process(incoming, &mut batch),
+                    Intake::Tick => self.rules.tick(now_ms(), &mut batch),
+                    Intake::Barrier(done) => {
+                        if !self.hand_over(std::mem::take(&mut batch), &store)
+                            || store.send(StoreOp::Barrier(done)).is_err()
+                        {
+                            return;
+                        }
                     }
                 }
+                if batch.messages() < self.batch_max {
+                    next = intake.try_recv().ok();
+                }
             }
-            if batch.len() < batch_max {
-                next = intake.try_recv().ok();
+            if !self.hand_over(batch, &store) {
+                return;
             }
-        }
-        if !batch.is_empty() && store.send(StoreOp::Records(batch)).is_err() {
-            return;
         }
     }
+
+    fn process(&mut self, incoming: Incoming, batch: &mut Batch) {
+        let topic = String::from_utf8_lossy(&incoming.topic);
+        let Some(route) = self.routes.find(&topic) else {
+            batch.records.push(incoming.into_record());
+            return;
+        };
+        match decode::decode(&incoming, route, &self.settings) {
+            Ok(decoded) => {
+                if decoded.future_time {
+                    self.metrics.future_times.fetch_add(1, Relaxed);
+                }
+                let offline_after = route.offline_after.map(|d| d.as_millis() as i64);
+                self.rules.on_message(&decoded, offline_after, batch);
+                batch.records.push(decoded.record);
+            }
+            Err(reason) => {
+                self.metrics.dead_letters.fetch_add(1, Relaxed);
+                tracing::warn!("dead letter on `{topic}`: {reason}");
+                batch.dead_letters.push(DeadLetter {
+                    received_at: incoming.received_at,
+                    topic: topic.into_owned(),
+                    payload: incoming.payload,
+                    reason,
+                });
+            }
+        }
+    }
+
+    /// Publishes the batch's alerts and gives the batch to the store; false once the store is gone.
+    fn hand_over(&self, batch: Batch, store: &flume::Sender<StoreOp>) -> bool {
+        if batch.is_empty() {
+            return true;
+        }
+        for change in &batch.alerts {
+            self.publish_alert(change);
+        }
+        store.send(StoreOp::Batch(batch)).is_ok()
+    }
+
+    /// Alerts go out on `edgemq/alerts/<device_id>/<type>`, raised and cleared alike.
+    fn publish_alert(&self, change: &AlertChange) {
+        let (alert, state, counter) = match change {
+            AlertChange::Raised(a) => (a, "raised", &self.metrics.alerts_raised),
+            AlertChange::Cleared(a) => (a, "cleared", &self.metrics.alerts_cleared),
+        };
+        counter.fetch_add(1, Relaxed);
+        let mut body = serde_json::to_value(alert).unwrap_or_default();
+        body["state"] = state.into();
+        let topic = format!(
+            "edgemq/alerts/{}/{}",
+            topic_level(&alert.device_id),
+            topic_level(&alert.alert_type)
+        );
+        if let Err(e) = self.outbox.publish(&topic, body.to_string()) {
+            tracing::error!("alert {} not published: {e}", alert.id);
+        }
+    }
+}
+
+/// A name made safe as one topic level: no wildcards, no separators.
+fn topic_level(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if matches!(c, '+' | '#' | '/' | '\0') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if safe.is_empty() {
+        "_".into()
+    } else {
+        safe
+    }
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }

@@ -1,7 +1,11 @@
 //! The store: one writer thread owns the write connection and group-commits what ingest hands
 //! it; readers open their own connections. The schema is `schema.sql`, applied at start-up.
 
+mod retention;
+mod state;
 mod writer;
+
+pub use state::{load_rules_state, RulesState};
 
 pub use writer::{spawn_writer, StoreOp};
 
@@ -21,9 +25,93 @@ pub struct Record {
     pub topic: String,
     pub payload: Bytes,
     pub device_id: Option<String>,
-    pub kind: Option<String>,
-    /// The device's own timestamp, unix milliseconds.
-    pub device_time: Option<i64>,
+    /// The route's kind; `None` for a topic no route matches.
+    pub kind: Option<&'static str>,
+    /// The device's own time in unix milliseconds, else `received_at`.
+    pub device_time: i64,
+}
+
+/// A message on a route that failed decoding or validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub received_at: i64,
+    pub topic: String,
+    pub payload: Bytes,
+    pub reason: String,
+}
+
+/// A change to a device's registry entry; `None` fields are left as they are.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DeviceChange {
+    pub device_id: String,
+    pub online: Option<bool>,
+    pub ip_address: Option<String>,
+    pub firmware_version: Option<String>,
+    pub uptime: Option<i64>,
+}
+
+/// A device's current value of a named state (`relay/0`, `eb`, `avg/temperature`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateChange {
+    pub device_id: String,
+    pub name: String,
+    pub value: String,
+    pub at: i64,
+}
+
+/// An alert as stored and as published on MQTT.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Alert {
+    pub id: i64,
+    pub device_id: String,
+    #[serde(rename = "type")]
+    pub alert_type: String,
+    pub metric: Option<String>,
+    pub value: Option<f64>,
+    pub threshold: Option<f64>,
+    pub raised_at: i64,
+    pub cleared_at: Option<i64>,
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlertChange {
+    Raised(Alert),
+    /// The alert, with `cleared_at` set.
+    Cleared(Alert),
+}
+
+/// Everything one transaction writes.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub records: Vec<Record>,
+    pub dead_letters: Vec<DeadLetter>,
+    pub devices: Vec<DeviceChange>,
+    pub states: Vec<StateChange>,
+    pub alerts: Vec<AlertChange>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+            && self.dead_letters.is_empty()
+            && self.devices.is_empty()
+            && self.states.is_empty()
+            && self.alerts.is_empty()
+    }
+
+    /// Messages in the batch (records and dead letters): what `batch_max` bounds.
+    pub fn messages(&self) -> usize {
+        self.records.len() + self.dead_letters.len()
+    }
+
+    pub fn append(&mut self, other: &mut Batch) {
+        self.records.append(&mut other.records);
+        self.dead_letters.append(&mut other.dead_letters);
+        self.devices.append(&mut other.devices);
+        self.states.append(&mut other.states);
+        self.alerts.append(&mut other.alerts);
+    }
 }
 
 /// Opens the database for writing, creating it and its tables when missing.

@@ -2,9 +2,12 @@
 //! transaction, and starts the next batch as soon as that commit ends. No timer: idle means
 //! one-message commits with low latency, load means large batches.
 
-use super::Record;
+use super::retention::Retention;
+use super::{AlertChange, Batch, Record};
 use crate::metrics::Metrics;
 use rusqlite::Connection;
+use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -12,7 +15,7 @@ use std::time::{Duration, Instant};
 
 /// What the writer is asked to do.
 pub enum StoreOp {
-    Records(Vec<Record>),
+    Batch(Batch),
     /// Fires once everything queued before it is committed.
     Barrier(flume::Sender<()>),
     /// Commit what came before, close the database and end the thread.
@@ -24,42 +27,57 @@ pub fn spawn_writer(
     conn: Connection,
     ops: flume::Receiver<StoreOp>,
     batch_max: usize,
+    retention: BTreeMap<String, Duration>,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<JoinHandle<()>> {
+    let retention = Retention::new(retention);
     std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || Writer { conn, metrics }.run(ops, batch_max))
+        .spawn(move || {
+            Writer {
+                conn,
+                metrics,
+                retention,
+            }
+            .run(ops, batch_max)
+        })
 }
 
 struct Writer {
     conn: Connection,
     metrics: Arc<Metrics>,
+    retention: Retention,
 }
 
 impl Writer {
     fn run(mut self, ops: flume::Receiver<StoreOp>, batch_max: usize) {
-        let mut records: Vec<Record> = Vec::new();
+        let mut batch = Batch::default();
         let mut barriers = Vec::new();
         loop {
             let mut stop = false;
-            let Ok(first) = ops.recv() else { break };
+            self.prune();
+            let first = match ops.recv_timeout(Duration::from_millis(500)) {
+                Ok(op) => op,
+                Err(flume::RecvTimeoutError::Timeout) => continue,
+                Err(flume::RecvTimeoutError::Disconnected) => break,
+            };
             let mut next = Some(first);
             while let Some(op) = next.take() {
                 match op {
-                    StoreOp::Records(mut batch) => records.append(&mut batch),
+                    StoreOp::Batch(mut more) => batch.append(&mut more),
                     StoreOp::Barrier(done) => barriers.push(done),
                     StoreOp::Stop => {
                         stop = true;
                         break;
                     }
                 }
-                if records.len() < batch_max {
+                if batch.messages() < batch_max {
                     next = ops.try_recv().ok();
                 }
             }
-            if !records.is_empty() {
-                self.commit_until_written(&records);
-                records.clear();
+            if !batch.is_empty() {
+                self.commit_until_written(&batch);
+                batch = Batch::default();
             }
             for done in barriers.drain(..) {
                 let _ = done.send(());
@@ -73,16 +91,30 @@ impl Writer {
         }
     }
 
+    /// One round of retention, when due; failures are logged and retried next round.
+    fn prune(&mut self) {
+        match self
+            .retention
+            .maybe_run(&self.conn, chrono::Utc::now().timestamp_millis())
+        {
+            Ok(0) => {}
+            Ok(n) => {
+                self.metrics.pruned.fetch_add(n, Relaxed);
+            }
+            Err(e) => tracing::error!("retention: {e}"),
+        }
+    }
+
     /// Retries a failing batch (disk full, locked database) rather than dropping it; upstream
     /// queues fill meanwhile and the failure is visible in /health and /metrics.
-    fn commit_until_written(&mut self, records: &[Record]) {
+    fn commit_until_written(&mut self, batch: &Batch) {
         let mut backoff = Duration::from_millis(50);
         loop {
             let started = Instant::now();
-            match self.write(records) {
+            match self.write(batch) {
                 Ok(()) => {
                     self.metrics
-                        .observe_commit(records.len(), started.elapsed());
+                        .observe_commit(batch.records.len(), started.elapsed());
                     self.metrics.database_ok.store(true, Relaxed);
                     return;
                 }
@@ -91,7 +123,7 @@ impl Writer {
                     self.metrics.database_ok.store(false, Relaxed);
                     tracing::error!(
                         "store: writing {} messages failed, retrying in {backoff:?}: {e}",
-                        records.len()
+                        batch.messages()
                     );
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -100,24 +132,116 @@ impl Writer {
         }
     }
 
-    fn write(&mut self, records: &[Record]) -> rusqlite::Result<()> {
+    fn write(&mut self, batch: &Batch) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
+        insert_records(&tx, &batch.records)?;
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO messages (received_at, topic, payload, device_id, kind, device_time)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO dead_letters (received_at, topic, payload, reason) VALUES (?1, ?2, ?3, ?4)",
             )?;
-            for r in records {
-                insert.execute((
-                    r.received_at,
-                    &r.topic,
-                    r.payload.as_ref(),
-                    &r.device_id,
-                    &r.kind,
-                    r.device_time,
+            for d in &batch.dead_letters {
+                insert.execute((d.received_at, &d.topic, d.payload.as_ref(), &d.reason))?;
+            }
+        }
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE devices SET is_online = coalesce(?2, is_online),
+                    ip_address = coalesce(?3, ip_address),
+                    firmware_version = coalesce(?4, firmware_version),
+                    uptime = coalesce(?5, uptime)
+                 WHERE device_id = ?1",
+            )?;
+            for d in &batch.devices {
+                update.execute((
+                    &d.device_id,
+                    d.online,
+                    &d.ip_address,
+                    &d.firmware_version,
+                    d.uptime,
                 ))?;
             }
         }
+        {
+            // Only the last value of each state in the batch matters.
+            let mut last = HashMap::new();
+            for s in &batch.states {
+                last.insert((&s.device_id, &s.name), s);
+            }
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO device_state (device_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (device_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            )?;
+            for s in last.values() {
+                upsert.execute((&s.device_id, &s.name, &s.value, s.at))?;
+            }
+        }
+        write_alerts(&tx, &batch.alerts)?;
         tx.commit()
     }
+}
+
+fn insert_records(tx: &rusqlite::Transaction, records: &[Record]) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO messages (received_at, topic, payload, device_id, kind, device_time)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    // Each device's registry entry is touched once per batch, with its latest message.
+    let mut seen: HashMap<&str, (i64, i64, &Record)> = HashMap::new();
+    for r in records {
+        insert.execute((
+            r.received_at,
+            &r.topic,
+            r.payload.as_ref(),
+            &r.device_id,
+            r.kind,
+            r.device_time,
+        ))?;
+        if let Some(id) = &r.device_id {
+            seen.entry(id)
+                .and_modify(|(_, last, latest)| {
+                    *last = r.received_at;
+                    *latest = r;
+                })
+                .or_insert((r.received_at, r.received_at, r));
+        }
+    }
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO devices (device_id, first_seen, last_seen, is_online, last_topic, last_payload)
+         VALUES (?1, ?2, ?3, 1, ?4, ?5)
+         ON CONFLICT (device_id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen),
+            last_topic = excluded.last_topic, last_payload = excluded.last_payload",
+    )?;
+    for (id, (first, last, latest)) in seen {
+        upsert.execute((id, first, last, &latest.topic, latest.payload.as_ref()))?;
+    }
+    Ok(())
+}
+
+fn write_alerts(tx: &rusqlite::Transaction, alerts: &[AlertChange]) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO alerts (id, device_id, type, metric, value, threshold, raised_at, cleared_at, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    let mut clear = tx.prepare_cached("UPDATE alerts SET cleared_at = ?2 WHERE id = ?1")?;
+    for change in alerts {
+        match change {
+            AlertChange::Raised(a) => {
+                insert.execute((
+                    a.id,
+                    &a.device_id,
+                    &a.alert_type,
+                    &a.metric,
+                    a.value,
+                    a.threshold,
+                    a.raised_at,
+                    a.cleared_at,
+                    a.payload.to_string(),
+                ))?;
+            }
+            AlertChange::Cleared(a) => {
+                clear.execute((a.id, a.cleared_at))?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -217,3 +217,60 @@ pub async fn get_json(edgemq: &Edgemq, path: &str) -> serde_json::Value {
     let response = reqwest::get(edgemq.url(path)).await.expect("HTTP request");
     response.json().await.expect("a JSON body")
 }
+
+/// Publishes one message with mosquitto_pub (payload from stdin, so any bytes go through).
+pub fn mosquitto_pub(edgemq: &Edgemq, topic: &str, payload: &[u8], extra: &[&str]) {
+    use std::io::Write;
+    let mut child = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &edgemq.mqtt.port().to_string(),
+            "-t",
+            topic,
+            "-s",
+        ])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_pub is installed by .ci/run");
+    child.stdin.take().unwrap().write_all(payload).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "mosquitto_pub -t {topic}: {status:?}");
+}
+
+/// Runs a query on edgemq's database and returns every row as strings (NULL as "NULL").
+pub fn query(db: &Path, sql: &str) -> Vec<Vec<String>> {
+    use rusqlite::types::ValueRef;
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn.prepare(sql).unwrap();
+    let columns = stmt.column_count();
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((0..columns)
+                .map(|i| match r.get_ref(i).unwrap() {
+                    ValueRef::Null => "NULL".to_string(),
+                    ValueRef::Integer(n) => n.to_string(),
+                    ValueRef::Real(x) => x.to_string(),
+                    ValueRef::Text(t) | ValueRef::Blob(t) => {
+                        String::from_utf8_lossy(t).into_owned()
+                    }
+                })
+                .collect())
+        })
+        .unwrap()
+        .collect::<Result<Vec<Vec<String>>, _>>()
+        .unwrap();
+    rows
+}
+
+/// Polls a query until it returns `n` rows.
+pub fn rows_eventually(db: &Path, sql: &str, n: usize) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    eventually(Duration::from_secs(10), || {
+        rows = query(db, sql);
+        rows.len() == n
+    });
+    rows
+}

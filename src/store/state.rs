@@ -1,0 +1,48 @@
+//! What the rules engine needs from the database at start-up, so that a restart neither
+//! loses nor duplicates an open alert and knows which devices were online.
+
+use super::Alert;
+use rusqlite::Connection;
+
+pub struct RulesState {
+    pub open_alerts: Vec<Alert>,
+    pub next_alert_id: i64,
+    /// (device_id, last_seen, is_online, last_topic)
+    pub devices: Vec<(String, i64, bool, Option<String>)>,
+}
+
+pub fn load_rules_state(conn: &Connection) -> rusqlite::Result<RulesState> {
+    let mut stmt = conn.prepare(
+        "SELECT id, device_id, type, metric, value, threshold, raised_at, cleared_at, payload
+         FROM alerts WHERE cleared_at IS NULL",
+    )?;
+    let open_alerts = stmt
+        .query_map([], |r| {
+            let payload: String = r.get(8)?;
+            Ok(Alert {
+                id: r.get(0)?,
+                device_id: r.get(1)?,
+                alert_type: r.get(2)?,
+                metric: r.get(3)?,
+                value: r.get(4)?,
+                threshold: r.get(5)?,
+                raised_at: r.get(6)?,
+                cleared_at: r.get(7)?,
+                payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let next_alert_id = conn.query_row("SELECT coalesce(max(id), 0) + 1 FROM alerts", [], |r| {
+        r.get(0)
+    })?;
+    let mut stmt =
+        conn.prepare("SELECT device_id, last_seen, is_online, last_topic FROM devices")?;
+    let devices = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(RulesState {
+        open_alerts,
+        next_alert_id,
+        devices,
+    })
+}

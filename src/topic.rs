@@ -1,0 +1,67 @@
+//! MQTT topic names and filters: matching (`+` one level, `#` the rest) and segments.
+
+/// Whether `topic` matches `filter`. As in MQTT, wildcards at the first level do not match
+/// topics starting with `$`.
+pub fn matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut levels = topic.split('/');
+    for f in filter.split('/') {
+        match (f, levels.next()) {
+            ("#", _) => return true,
+            ("+", Some(_)) => {}
+            (f, Some(t)) if f == t => {}
+            _ => return false,
+        }
+    }
+    levels.next().is_none()
+}
+
+/// Level `n` (0-based) of a topic, if it has one and it is not empty.
+pub fn level(topic: &str, n: usize) -> Option<&str> {
+    topic.split('/').nth(n).filter(|s| !s.is_empty())
+}
+
+/// Whether `filter` is a well-formed MQTT filter (`#` only last, wildcards whole levels).
+pub fn valid_filter(filter: &str) -> bool {
+    if filter.is_empty() {
+        return false;
+    }
+    let levels: Vec<&str> = filter.split('/').collect();
+    levels.iter().enumerate().all(|(i, l)| match *l {
+        "#" => i == levels.len() - 1,
+        "+" => true,
+        l => !l.contains('+') && !l.contains('#'),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_as_in_mqtt() {
+        assert!(matches("devices/+/telemetry", "devices/d1/telemetry"));
+        assert!(!matches("devices/+/telemetry", "devices/d1/x/telemetry"));
+        assert!(!matches("devices/+/telemetry", "devices/d1"));
+        assert!(matches("sensors/#", "sensors"));
+        assert!(matches("sensors/#", "sensors/a/b"));
+        assert!(matches("#", "anything/at/all"));
+        assert!(!matches("#", "$SYS/broker"));
+        assert!(matches("status", "status"));
+        assert!(!matches("status", "status/x"));
+        assert!(matches(
+            "autocore/+/relay/+/status",
+            "autocore/E/relay/0/status"
+        ));
+    }
+
+    #[test]
+    fn filters_are_checked() {
+        assert!(valid_filter("a/+/b/#"));
+        assert!(!valid_filter("a/#/b"));
+        assert!(!valid_filter("a/b+"));
+        assert!(!valid_filter(""));
+    }
+}
