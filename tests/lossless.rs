@@ -56,12 +56,7 @@ async fn a_stalled_store_makes_the_broker_skip_and_every_skip_is_counted() {
     );
     assert_eq!(health["status"], "degraded", "{health}");
 
-    let metrics = reqwest::get(edgemq.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&edgemq, "/metrics").await;
     assert!(
         metrics.contains(&format!("\nedgemq_skipped_total {skipped}\n")),
         "{metrics}"

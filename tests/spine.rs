@@ -223,12 +223,7 @@ async fn health_and_metrics_report_what_was_stored() {
     assert_eq!(listeners.len(), 2);
     assert!(listeners.values().all(|up| up == true));
 
-    let metrics = reqwest::get(edgemq.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&edgemq, "/metrics").await;
     for line in [
         "edgemq_received_total 250",
         "edgemq_stored_total 250",

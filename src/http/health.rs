@@ -90,6 +90,31 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             m.store_errors.load(Relaxed),
         ),
         (
+            "edgemq_dead_letters_total",
+            "Messages on a route refused by decoding or validation.",
+            m.dead_letters.load(Relaxed),
+        ),
+        (
+            "edgemq_future_timestamps_total",
+            "Device times too far ahead, replaced by the arrival time.",
+            m.future_times.load(Relaxed),
+        ),
+        (
+            "edgemq_alerts_raised_total",
+            "Alerts raised.",
+            m.alerts_raised.load(Relaxed),
+        ),
+        (
+            "edgemq_alerts_cleared_total",
+            "Alerts cleared.",
+            m.alerts_cleared.load(Relaxed),
+        ),
+        (
+            "edgemq_pruned_total",
+            "Old messages removed by retention.",
+            m.pruned.load(Relaxed),
+        ),
+        (
             "edgemq_internal_publications_total",
             "edgemq's own publications seen and left out of the data.",
             m.internal_seen.load(Relaxed),

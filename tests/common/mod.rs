@@ -274,3 +274,9 @@ pub fn rows_eventually(db: &Path, sql: &str, n: usize) -> Vec<Vec<String>> {
     });
     rows
 }
+
+/// GET a text document (such as /metrics) from edgemq's HTTP API.
+pub async fn get_text(edgemq: &Edgemq, path: &str) -> String {
+    let response = reqwest::get(edgemq.url(path)).await.expect("HTTP request");
+    response.text().await.expect("a text body")
+}

@@ -1,0 +1,168 @@
+//! Alerts: OFFLINE after silence and ONLINE on return; one alert per condition however long it
+//! holds, cleared once; no duplicate after a restart; every change published on MQTT.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// mosquitto_sub on `filter`, its lines delivered on a channel.
+fn subscribe(edgemq: &Edgemq, filter: &str) -> (Child, mpsc::Receiver<String>) {
+    let mut child = Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &edgemq.mqtt.port().to_string(),
+            "-t",
+            filter,
+            "-v",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub");
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    (child, rx)
+}
+
+fn next_json(rx: &mpsc::Receiver<String>) -> (String, serde_json::Value) {
+    let line = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("an alert on MQTT");
+    let (topic, body) = line.split_once(' ').unwrap();
+    (topic.to_string(), serde_json::from_str(body).unwrap())
+}
+
+#[test]
+fn offline_after_silence_then_online_with_the_next_message() {
+    let dir = temp_dir();
+    std::fs::write(
+        dir.path().join("fast.toml"),
+        "[[route]]\nfilter = \"devices/+/telemetry\"\nkind = \"telemetry\"\n\
+         device_id = [\"payload:deviceId\", \"topic:1\"]\ntime = \"payload:ts\"\noffline_after = \"1s\"\n",
+    )
+    .unwrap();
+    let edgemq = Edgemq::start(dir.path(), &["--config", "fast.toml"]);
+    let (mut sub, alerts) = subscribe(&edgemq, "edgemq/alerts/#");
+    let reading = br#"{"deviceId":"dev-a","temperature":21.0,"humidity":40.0}"#;
+
+    mosquitto_pub(&edgemq, "devices/dev-a/telemetry", reading, &[]);
+    let offline = rows_eventually(&edgemq.db, "SELECT type, cleared_at FROM alerts", 1);
+    assert_eq!(offline, [["OFFLINE", "NULL"]]);
+    assert_eq!(query(&edgemq.db, "SELECT is_online FROM devices"), [["0"]]);
+    let (topic, body) = next_json(&alerts);
+    assert_eq!(topic, "edgemq/alerts/dev-a/OFFLINE");
+    assert_eq!(
+        (body["state"].as_str(), body["device_id"].as_str()),
+        (Some("raised"), Some("dev-a"))
+    );
+
+    mosquitto_pub(&edgemq, "devices/dev-a/telemetry", reading, &[]);
+    let all = rows_eventually(
+        &edgemq.db,
+        "SELECT type FROM alerts WHERE cleared_at IS NOT NULL ORDER BY id",
+        2,
+    );
+    assert_eq!(all, [["OFFLINE"], ["ONLINE"]]);
+    assert_eq!(query(&edgemq.db, "SELECT is_online FROM devices"), [["1"]]);
+    let (topic, body) = next_json(&alerts);
+    assert_eq!(
+        (topic.as_str(), body["state"].as_str()),
+        ("edgemq/alerts/dev-a/OFFLINE", Some("cleared"))
+    );
+    let (topic, _) = next_json(&alerts);
+    assert_eq!(topic, "edgemq/alerts/dev-a/ONLINE");
+    sub.kill().unwrap();
+    // Alerts edgemq published are not stored as device data.
+    assert_eq!(
+        query(
+            &edgemq.db,
+            "SELECT count(*) FROM messages WHERE topic LIKE 'edgemq/%'"
+        ),
+        [["0"]]
+    );
+}
+
+/// `count` readings at `temperature` for device `hot-1`, in one mosquitto_pub run.
+fn readings(edgemq: &Edgemq, count: usize, temperature: f64) {
+    let line = format!(r#"{{"deviceId":"hot-1","temperature":{temperature},"humidity":50}}"#);
+    let lines = format!("{line}\n").repeat(count);
+    mosquitto_pub_lines(edgemq, "devices/hot-1/telemetry", &lines);
+}
+
+fn mosquitto_pub_lines(edgemq: &Edgemq, topic: &str, lines: &str) {
+    use std::io::Write;
+    let mut child = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &edgemq.mqtt.port().to_string(),
+            "-t",
+            topic,
+            "-l",
+            "-q",
+            "1",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn fifty_hot_readings_raise_one_alert_cleared_once_even_across_a_restart() {
+    let dir = temp_dir();
+    let first = Edgemq::start(dir.path(), &[]);
+    readings(&first, 50, 31.5);
+    rows_eventually(&first.db, "SELECT id FROM messages", 50);
+    let open = query(&first.db, "SELECT type, value, cleared_at FROM alerts");
+    assert_eq!(open, [["HIGH_TEMP", "31.5", "NULL"]]);
+    assert!(first.stop().success());
+
+    let second = Edgemq::start(dir.path(), &[]);
+    let (mut sub, alerts) = subscribe(&second, "edgemq/alerts/#");
+    readings(&second, 10, 33.0);
+    rows_eventually(&second.db, "SELECT id FROM messages", 60);
+    assert_eq!(
+        query(&second.db, "SELECT count(*) FROM alerts"),
+        [["1"]],
+        "still the one alert"
+    );
+    readings(&second, 1, 24.0);
+    let alerts_now = rows_eventually(
+        &second.db,
+        "SELECT type, value FROM alerts WHERE cleared_at IS NOT NULL",
+        1,
+    );
+    assert_eq!(alerts_now, [["HIGH_TEMP", "31.5"]]);
+    let (topic, body) = next_json(&alerts);
+    assert_eq!(topic, "edgemq/alerts/hot-1/HIGH_TEMP");
+    assert_eq!(body["state"], "cleared");
+    assert_eq!(
+        body["payload"],
+        serde_json::json!({"temperature": 31.5, "threshold": 30.0})
+    );
+    assert!(
+        alerts.recv_timeout(Duration::from_millis(500)).is_err(),
+        "nothing else was published"
+    );
+    sub.kill().unwrap();
+    assert_eq!(query(&second.db, "SELECT count(*) FROM alerts"), [["1"]]);
+}
