@@ -2,7 +2,12 @@
 //! edgemq binary as fast as they can; it waits until every one is in the database and reports
 //! the persisted rate, publish→commit latency (p50/p99) and edgemq's peak RSS.
 //!
-//!     cargo bench --bench ingest -- [--clients 10] [--messages 1000000] [--qos 1]
+//!     cargo bench --bench ingest -- [--clients 10] [--messages 1000000] [--qos 1] [--payload raw,seed]
+//!
+//! `raw`: topics no route claims (stored as received). `seed`: seed 003 telemetry on
+//! `devices/+/telemetry` and seed 002 readings on `sensors/+`, decoded, validated and checked
+//! against the rules (HIGH_TEMP, the ranges). Each payload kind runs on a fresh edgemq, one
+//! after the other, so the figures are side by side from one run.
 //!
 //! Commit time is observed by polling `max(id)` every millisecond from a read connection;
 //! each payload carries its publish time, so latency = first poll that saw the row - publish.
@@ -18,6 +23,13 @@ struct Args {
     clients: usize,
     messages: usize,
     qos: QoS,
+    payloads: Vec<Payload>,
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Payload {
+    Raw,
+    Seed,
 }
 
 fn args() -> Args {
@@ -25,6 +37,7 @@ fn args() -> Args {
         clients: 10,
         messages: 1_000_000,
         qos: QoS::AtLeastOnce,
+        payloads: vec![Payload::Raw, Payload::Seed],
     };
     let raw: Vec<String> = std::env::args().collect();
     let value = |name: &str| {
@@ -37,6 +50,16 @@ fn args() -> Args {
     }
     if let Some(v) = value("--messages") {
         args.messages = v.parse().expect("--messages N");
+    }
+    if let Some(v) = value("--payload") {
+        args.payloads = v
+            .split(',')
+            .map(|p| match p {
+                "raw" => Payload::Raw,
+                "seed" => Payload::Seed,
+                _ => panic!("--payload raw,seed"),
+            })
+            .collect();
     }
     if let Some(v) = value("--qos") {
         args.qos = match v.as_str() {
@@ -55,18 +78,35 @@ fn now_us() -> u64 {
         .as_micros() as u64
 }
 
-/// About 150 bytes, shaped like seed 003's telemetry.
-fn payload(client: usize, seq: usize) -> String {
-    format!(
-        "{{\"deviceId\":\"bench-{client:03}\",\"ts\":{},\"temperature\":{:.1},\"humidity\":{:.1},\"seq\":{seq:08},\"t\":{},\"fw\":\"1.2.0\"}}",
-        now_us() / 1000,
-        20.0 + (seq % 150) as f64 / 10.0,
-        30.0 + (seq % 400) as f64 / 10.0,
-        now_us()
-    )
+/// Topic and ~150-byte payload of message `seq` from `client`.
+fn message(payload: Payload, client: usize, seq: usize) -> (String, String) {
+    let temperature = 20.0 + (seq % 150) as f64 / 10.0; // 20.0-34.9: HIGH_TEMP comes and goes
+    let humidity = 30.0 + (seq % 400) as f64 / 10.0;
+    match (payload, client % 2) {
+        (Payload::Seed, 1) => (
+            format!("sensors/bench-{client:03}"),
+            format!(
+                "{{\"device_id\":\"bench-{client:03}\",\"temperature\":{temperature:.1},\"humidity\":{humidity:.1},\"voltage\":229.1,\"current\":3.4,\"pressure\":1008.5,\"t\":{}}}",
+                now_us()
+            ),
+        ),
+        _ => {
+            let topic = match payload {
+                Payload::Seed => format!("devices/bench-{client:03}/telemetry"),
+                Payload::Raw => format!("bench/{client:03}/data"),
+            };
+            let body = format!(
+                "{{\"deviceId\":\"bench-{client:03}\",\"ts\":{},\"temperature\":{temperature:.1},\"humidity\":{humidity:.1},\"seq\":{seq},\"pad\":\"{pad}\",\"t\":{},\"fw\":\"1.2.0\"}}",
+                now_us() / 1000,
+                now_us(),
+                pad = &"........"[..8 - seq.to_string().len().min(8)]
+            );
+            (topic, body)
+        }
+    }
 }
 
-async fn publisher(addr: SocketAddr, client: usize, count: usize, qos: QoS) {
+async fn publisher(addr: SocketAddr, client: usize, count: usize, qos: QoS, kind: Payload) {
     let mut options = MqttOptions::new(
         format!("bench-{client}"),
         addr.ip().to_string(),
@@ -76,12 +116,10 @@ async fn publisher(addr: SocketAddr, client: usize, count: usize, qos: QoS) {
     options.set_keep_alive(Duration::from_secs(60));
     // A short request queue: the payload is timestamped just before it goes out.
     let (mqtt, mut eventloop) = AsyncClient::new(options, 10);
-    let topic = format!("devices/bench-{client:03}/telemetry");
     let sender = tokio::spawn(async move {
         for seq in 0..count {
-            mqtt.publish(&topic, qos, false, payload(client, seq))
-                .await
-                .unwrap();
+            let (topic, payload) = message(kind, client, seq);
+            mqtt.publish(topic, qos, false, payload).await.unwrap();
         }
         mqtt
     });
@@ -123,6 +161,25 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 
 fn main() {
     let args = args();
+    let qos = if args.qos == QoS::AtMostOnce { 0 } else { 1 };
+    println!(
+        "ingest: {} clients, {} messages of ~150 B each run, QoS {qos}",
+        args.clients, args.messages
+    );
+    let mut rates = Vec::new();
+    for &payload in &args.payloads {
+        rates.push((payload, run(&args, payload)));
+    }
+    if let [(Payload::Raw, raw), (Payload::Seed, seed)] = rates[..] {
+        println!(
+            "seed payloads with routes and rules: {:.0}% of the raw rate",
+            100.0 * seed / raw
+        );
+    }
+}
+
+/// One run on a fresh edgemq; returns the persisted rate.
+fn run(args: &Args, payload: Payload) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("bench.db");
     let mut child = Command::new(env!("CARGO_BIN_EXE_edgemq"))
@@ -164,7 +221,7 @@ fn main() {
         let tasks: Vec<_> = (0..args.clients)
             .map(|c| {
                 let n = per_client + usize::from(c < args.messages % args.clients);
-                tokio::spawn(publisher(mqtt, c, n, args.qos))
+                tokio::spawn(publisher(mqtt, c, n, args.qos, payload))
             })
             .collect();
         for t in tasks {
@@ -194,16 +251,13 @@ fn main() {
         .unwrap()
         .query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))
         .unwrap();
-    let qos = if args.qos == QoS::AtMostOnce { 0 } else { 1 };
-    println!(
-        "ingest: {} clients, {} messages of ~150 B, QoS {qos}",
-        args.clients, args.messages
-    );
+    let rate = rows as f64 / persisted.as_secs_f64();
+    println!("{payload:?}:");
     println!(
         "  published in {:.2}s, persisted in {:.2}s: {:.0} msg/s persisted",
         published.as_secs_f64(),
         persisted.as_secs_f64(),
-        rows as f64 / persisted.as_secs_f64()
+        rate
     );
     println!(
         "  rows {rows} of {} (lost {}), skipped by broker {}",
@@ -216,6 +270,7 @@ fn main() {
         percentile(&latencies, 0.50) as f64 / 1000.0,
         percentile(&latencies, 0.99) as f64 / 1000.0
     );
+    rate
 }
 
 /// Returns (time in µs, max id) whenever max(id) changed, until it reaches `total` or stalls.

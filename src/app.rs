@@ -93,6 +93,7 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         outbox: broker.outbox.clone(),
         metrics: metrics.clone(),
         batch_max,
+        warnings: Default::default(),
     };
     ingest::spawn(ingest, intake_rx, ticks, store_tx.clone())?;
 

@@ -15,8 +15,10 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The client id of edgemq's own link into the router.
-pub const LINK_CLIENT_ID: &str = "edgemq";
+/// The client id of the store tap's link into the router (it only reads).
+pub const TAP_CLIENT_ID: &str = "edgemq-tap";
+/// The client id of the link edgemq publishes its own messages through (it only writes).
+pub const OUTBOX_CLIENT_ID: &str = "edgemq-outbox";
 
 /// A running broker.
 pub struct Broker {
@@ -107,16 +109,20 @@ pub fn start(
     metrics: Arc<Metrics>,
 ) -> Result<Broker, StartError> {
     let mut broker = rumqttd::Broker::new(config.to_rumqttd());
-    let (mut link_tx, link_rx) = broker
-        .link(LINK_CLIENT_ID)
-        .map_err(|e| StartError::Link(e.to_string()))?;
-    link_tx
-        .subscribe("#")
-        .map_err(|e| StartError::Link(e.to_string()))?;
-    let outbox = Arc::new(Outbox::new(link_tx));
+    let link_error = |e: rumqttd::local::LinkError| StartError::Link(e.to_string());
+    // The tap's link only reads and the outbox's only writes, so the tap's scheduling in the
+    // router never depends on edgemq's own publications.
+    let (mut tap_tx, tap_rx) = broker.link(TAP_CLIENT_ID).map_err(link_error)?;
+    tap_tx.subscribe("#").map_err(link_error)?;
+    let (outbox_tx, outbox_rx) = broker.link(OUTBOX_CLIENT_ID).map_err(link_error)?;
+    let outbox = Arc::new(Outbox::new(outbox_tx));
+    std::thread::Builder::new()
+        .name("outbox-link".into())
+        .spawn(move || outbox::drain(outbox_rx))?;
 
     let tap = tap::Tap {
-        rx: link_rx,
+        rx: tap_rx,
+        _tx: tap_tx,
         outbox: outbox.clone(),
         intake,
         metrics,

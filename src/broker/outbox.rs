@@ -3,7 +3,8 @@
 //! data. The check costs one atomic load while nothing is pending.
 
 use bytes::Bytes;
-use rumqttd::local::LinkTx;
+use rumqttd::local::{LinkRx, LinkTx};
+use rumqttd::Notification;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -99,5 +100,20 @@ impl Outbox {
             Pending::Publication => Internal::Publication,
             Pending::Barrier(done) => Internal::Barrier(done),
         })
+    }
+}
+
+/// Reads the outbox link's side of the router (nothing is expected but pauses) until it closes.
+pub fn drain(mut rx: LinkRx) {
+    loop {
+        match rx.recv() {
+            Ok(Some(Notification::Unschedule)) => {
+                if rx.ready().is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
     }
 }

@@ -6,13 +6,15 @@
 use super::outbox::{Internal, Outbox};
 use crate::ingest::{Incoming, Intake};
 use crate::metrics::Metrics;
-use rumqttd::local::LinkRx;
+use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::Notification;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 pub struct Tap {
     pub rx: LinkRx,
+    /// Kept so the router keeps the link; the tap never publishes.
+    pub _tx: LinkTx,
     pub outbox: Arc<Outbox>,
     pub intake: flume::Sender<Intake>,
     pub metrics: Arc<Metrics>,

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// `[ingest]`: limits and defaults for every route.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -93,6 +93,53 @@ pub struct Ingest {
     pub outbox: Arc<Outbox>,
     pub metrics: Arc<Metrics>,
     pub batch_max: usize,
+    pub warnings: WarningLimit,
+}
+
+/// Dead-letter warnings logged per second; past that a device sending garbage would make
+/// logging the bottleneck. The rest are summed up in one line, and every one is stored.
+const DEAD_LETTER_WARNINGS_PER_SECOND: u32 = 10;
+
+/// Lets the first few warnings of each second through and counts the rest.
+pub struct WarningLimit {
+    window_start: Instant,
+    in_window: u32,
+    suppressed: u64,
+}
+
+impl Default for WarningLimit {
+    fn default() -> Self {
+        WarningLimit {
+            window_start: Instant::now(),
+            in_window: 0,
+            suppressed: 0,
+        }
+    }
+}
+
+impl WarningLimit {
+    fn allow(&mut self) -> bool {
+        self.roll();
+        self.in_window += 1;
+        if self.in_window > DEAD_LETTER_WARNINGS_PER_SECOND {
+            self.suppressed += 1;
+        }
+        self.in_window <= DEAD_LETTER_WARNINGS_PER_SECOND
+    }
+
+    /// Starts a new second when one has passed, saying how many warnings were held back.
+    fn roll(&mut self) {
+        if self.window_start.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        if self.suppressed > 0 {
+            tracing::warn!(
+                "{} more dead letters were not logged one by one (they are in the dead_letters table)",
+                self.suppressed
+            );
+        }
+        *self = WarningLimit::default();
+    }
 }
 
 /// Starts the ingest thread and its once-a-second tick. Ends when `intake` closes.
@@ -122,7 +169,10 @@ impl Ingest {
             while let Some(item) = next.take() {
                 match item {
                     Intake::Message(incoming) => self.process(incoming, &mut batch),
-                    Intake::Tick => self.rules.tick(now_ms(), &mut batch),
+                    Intake::Tick => {
+                        self.warnings.roll();
+                        self.rules.tick(now_ms(), &mut batch)
+                    }
                     Intake::Barrier(done) => {
                         if !self.hand_over(std::mem::take(&mut batch), &store)
                             || store.send(StoreOp::Barrier(done)).is_err()
@@ -158,7 +208,9 @@ impl Ingest {
             }
             Err(reason) => {
                 self.metrics.dead_letters.fetch_add(1, Relaxed);
-                tracing::warn!("dead letter on `{topic}`: {reason}");
+                if self.warnings.allow() {
+                    tracing::warn!("dead letter on `{topic}`: {reason}");
+                }
                 batch.dead_letters.push(DeadLetter {
                     received_at: incoming.received_at,
                     topic: topic.into_owned(),
