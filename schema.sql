@@ -12,7 +12,8 @@ CREATE TABLE IF NOT EXISTS messages (
     kind        TEXT,               -- the route's kind (telemetry, status, ...); NULL: no route
     device_time INTEGER             -- the device's own time, else received_at
 );
-CREATE INDEX IF NOT EXISTS messages_device_time ON messages (device_id, device_time);
+-- Per-device history; messages without a device id (no route) do not pay for it.
+CREATE INDEX IF NOT EXISTS messages_device_time ON messages (device_id, device_time) WHERE device_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_topic_time ON messages (topic, received_at);
 -- Seed 000's status counts by time range; only status messages pay for this index.
 CREATE INDEX IF NOT EXISTS messages_status_time ON messages (device_time) WHERE kind = 'status';

@@ -2,7 +2,11 @@
 //! edgemq binary as fast as they can; it waits until every one is in the database and reports
 //! the persisted rate, publish→commit latency (p50/p99) and edgemq's peak RSS.
 //!
-//!     cargo bench --bench ingest -- [--clients 10] [--messages 1000000] [--qos 1] [--payload raw,seed]
+//!     cargo bench --bench ingest -- [--clients 10] [--messages 1000000] [--qos 1]
+//!                                   [--payload raw,seed] [--rate MSG_PER_S]
+//!
+//! Without `--rate` the clients publish as fast as the broker acknowledges; with it, they
+//! publish at that total rate (to find the highest rate a load sustains with zero loss).
 //!
 //! `raw`: topics no route claims (stored as received). `seed`: seed 003 telemetry on
 //! `devices/+/telemetry` and seed 002 readings on `sensors/+`, decoded, validated and checked
@@ -24,6 +28,8 @@ struct Args {
     messages: usize,
     qos: QoS,
     payloads: Vec<Payload>,
+    /// Total messages per second across all clients; 0 = as fast as possible.
+    rate: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -38,6 +44,7 @@ fn args() -> Args {
         messages: 1_000_000,
         qos: QoS::AtLeastOnce,
         payloads: vec![Payload::Raw, Payload::Seed],
+        rate: 0,
     };
     let raw: Vec<String> = std::env::args().collect();
     let value = |name: &str| {
@@ -60,6 +67,9 @@ fn args() -> Args {
                 _ => panic!("--payload raw,seed"),
             })
             .collect();
+    }
+    if let Some(v) = value("--rate") {
+        args.rate = v.parse().expect("--rate MSG_PER_S");
     }
     if let Some(v) = value("--qos") {
         args.qos = match v.as_str() {
@@ -106,7 +116,14 @@ fn message(payload: Payload, client: usize, seq: usize) -> (String, String) {
     }
 }
 
-async fn publisher(addr: SocketAddr, client: usize, count: usize, qos: QoS, kind: Payload) {
+async fn publisher(
+    addr: SocketAddr,
+    client: usize,
+    count: usize,
+    qos: QoS,
+    kind: Payload,
+    rate: u64,
+) {
     let mut options = MqttOptions::new(
         format!("bench-{client}"),
         addr.ip().to_string(),
@@ -117,7 +134,14 @@ async fn publisher(addr: SocketAddr, client: usize, count: usize, qos: QoS, kind
     // A short request queue: the payload is timestamped just before it goes out.
     let (mqtt, mut eventloop) = AsyncClient::new(options, 10);
     let sender = tokio::spawn(async move {
+        // Paced in 10 ms steps when a rate is given.
+        let per_step = (rate as f64 / 100.0).max(1.0);
+        let started = tokio::time::Instant::now();
         for seq in 0..count {
+            if rate > 0 && seq % (per_step as usize).max(1) == 0 {
+                let due = started + Duration::from_secs_f64(seq as f64 / rate as f64);
+                tokio::time::sleep_until(due).await;
+            }
             let (topic, payload) = message(kind, client, seq);
             mqtt.publish(topic, qos, false, payload).await.unwrap();
         }
@@ -163,23 +187,33 @@ fn main() {
     let args = args();
     let qos = if args.qos == QoS::AtMostOnce { 0 } else { 1 };
     println!(
-        "ingest: {} clients, {} messages of ~150 B each run, QoS {qos}",
-        args.clients, args.messages
+        "ingest: {} clients, {} messages of ~150 B each run, QoS {qos}, {}",
+        args.clients,
+        args.messages,
+        if args.rate == 0 {
+            "as fast as possible".to_string()
+        } else {
+            format!("{} msg/s offered", args.rate)
+        }
     );
     let mut rates = Vec::new();
     for &payload in &args.payloads {
         rates.push((payload, run(&args, payload)));
     }
-    if let [(Payload::Raw, raw), (Payload::Seed, seed)] = rates[..] {
-        println!(
+    match rates[..] {
+        [(Payload::Raw, Some(raw)), (Payload::Seed, Some(seed))] => println!(
             "seed payloads with routes and rules: {:.0}% of the raw rate",
             100.0 * seed / raw
-        );
+        ),
+        [_, _] => {
+            println!("a run lost messages to broker skips: rates not comparable (try --rate)")
+        }
+        _ => {}
     }
 }
 
-/// One run on a fresh edgemq; returns the persisted rate.
-fn run(args: &Args, payload: Payload) -> f64 {
+/// One run on a fresh edgemq; returns the persisted rate, if nothing was lost.
+fn run(args: &Args, payload: Payload) -> Option<f64> {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("bench.db");
     let mut child = Command::new(env!("CARGO_BIN_EXE_edgemq"))
@@ -221,7 +255,8 @@ fn run(args: &Args, payload: Payload) -> f64 {
         let tasks: Vec<_> = (0..args.clients)
             .map(|c| {
                 let n = per_client + usize::from(c < args.messages % args.clients);
-                tokio::spawn(publisher(mqtt, c, n, args.qos, payload))
+                let rate = args.rate / args.clients as u64;
+                tokio::spawn(publisher(mqtt, c, n, args.qos, payload, rate))
             })
             .collect();
         for t in tasks {
@@ -230,7 +265,10 @@ fn run(args: &Args, payload: Payload) -> f64 {
     });
     let published = started.elapsed();
     let observations = watcher.join().unwrap();
-    let persisted = started.elapsed();
+    // Until the last commit seen (the watcher waits a while longer for rows that never come).
+    let started_us = now_us() - started.elapsed().as_micros() as u64;
+    let last_commit_us = observations.last().map_or(started_us, |(at, _)| *at);
+    let persisted = Duration::from_micros(last_commit_us.saturating_sub(started_us));
     let rss_mib = peak_rss_kib(child.id()) as f64 / 1024.0;
 
     let health: serde_json::Value = runtime.block_on(async {
@@ -270,7 +308,7 @@ fn run(args: &Args, payload: Payload) -> f64 {
         percentile(&latencies, 0.50) as f64 / 1000.0,
         percentile(&latencies, 0.99) as f64 / 1000.0
     );
-    rate
+    (rows as usize == args.messages).then_some(rate)
 }
 
 /// Returns (time in µs, max id) whenever max(id) changed, until it reaches `total` or stalls.

@@ -193,7 +193,7 @@ impl Ingest {
 
     fn process(&mut self, incoming: Incoming, batch: &mut Batch) {
         let topic = String::from_utf8_lossy(&incoming.topic);
-        let Some(route) = self.routes.find(&topic) else {
+        let Some(route) = self.routes.find_cached(&topic) else {
             batch.records.push(incoming.into_record());
             return;
         };
@@ -232,13 +232,26 @@ impl Ingest {
         store.send(StoreOp::Batch(batch)).is_ok()
     }
 
-    /// Alerts go out on `edgemq/alerts/<device_id>/<type>`, raised and cleared alike.
+    /// Alerts go out on `edgemq/alerts/<device_id>/<type>` with `state` raised or cleared;
+    /// one raised and cleared within a batch (an ONLINE event) goes out as both.
     fn publish_alert(&self, change: &AlertChange) {
-        let (alert, state, counter) = match change {
-            AlertChange::Raised(a) => (a, "raised", &self.metrics.alerts_raised),
-            AlertChange::Cleared(a) => (a, "cleared", &self.metrics.alerts_cleared),
-        };
-        counter.fetch_add(1, Relaxed);
+        match change {
+            AlertChange::Raised(alert) => {
+                self.metrics.alerts_raised.fetch_add(1, Relaxed);
+                self.publish_alert_state(alert, "raised");
+                if alert.cleared_at.is_some() {
+                    self.metrics.alerts_cleared.fetch_add(1, Relaxed);
+                    self.publish_alert_state(alert, "cleared");
+                }
+            }
+            AlertChange::Cleared(alert) => {
+                self.metrics.alerts_cleared.fetch_add(1, Relaxed);
+                self.publish_alert_state(alert, "cleared");
+            }
+        }
+    }
+
+    fn publish_alert_state(&self, alert: &crate::store::Alert, state: &str) {
         let mut body = serde_json::to_value(alert).unwrap_or_default();
         body["state"] = state.into();
         let topic = format!(

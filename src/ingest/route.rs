@@ -3,6 +3,7 @@
 //! seeds; routes from the config file are tried first.
 
 use crate::topic;
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -200,8 +201,14 @@ pub fn default_routes() -> Vec<Route> {
     ]
 }
 
+/// Which route a topic takes is remembered, up to this many topics (then forgotten at once).
+const TOPIC_CACHE_LIMIT: usize = 100_000;
+
 /// The routes in force, tried in order; the first whose filter matches wins.
-pub struct Routes(Vec<Route>);
+pub struct Routes {
+    routes: Vec<Route>,
+    by_topic: FxHashMap<String, Option<usize>>,
+}
 
 impl Routes {
     pub fn new(configured: &[Route], with_defaults: bool) -> Routes {
@@ -209,14 +216,38 @@ impl Routes {
         if with_defaults {
             routes.extend(default_routes());
         }
-        Routes(routes)
+        Routes {
+            routes,
+            by_topic: FxHashMap::default(),
+        }
     }
 
     pub fn find(&self, topic: &str) -> Option<&Route> {
-        self.0.iter().find(|r| topic::matches(&r.filter, topic))
+        self.routes
+            .iter()
+            .find(|r| topic::matches(&r.filter, topic))
+    }
+
+    /// `find`, remembering the answer for the topic: devices publish on the same topics.
+    pub fn find_cached(&mut self, topic: &str) -> Option<&Route> {
+        let index = match self.by_topic.get(topic) {
+            Some(index) => *index,
+            None => {
+                if self.by_topic.len() >= TOPIC_CACHE_LIMIT {
+                    self.by_topic.clear();
+                }
+                let index = self
+                    .routes
+                    .iter()
+                    .position(|r| topic::matches(&r.filter, topic));
+                self.by_topic.insert(topic.to_string(), index);
+                index
+            }
+        };
+        index.map(|i| &self.routes[i])
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Route> {
-        self.0.iter()
+        self.routes.iter()
     }
 }

@@ -11,9 +11,9 @@ use crate::store::{Alert, AlertChange, Batch, RulesState, StateChange};
 use crate::topic;
 use anomaly::Window;
 pub use presence::Presence;
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 
 /// `[[rule]]`: a threshold (`min` and/or `max`) or an anomaly test on a metric.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -138,13 +138,53 @@ pub fn default_rules() -> Vec<Rule> {
     ]
 }
 
-/// Which alert a condition raises: one per device, type and metric.
-type AlertKey = (String, String, Option<String>);
+/// Open alerts by device; a device has few, so the rest is a short list.
+#[derive(Default)]
+struct OpenAlerts(FxHashMap<String, Vec<Alert>>);
+
+impl OpenAlerts {
+    fn position(&self, device: &str, alert_type: &str, metric: Option<&str>) -> Option<usize> {
+        let alerts = self.0.get(device)?;
+        alerts
+            .iter()
+            .position(|a| a.alert_type == alert_type && a.metric.as_deref() == metric)
+    }
+
+    fn contains(&self, device: &str, alert_type: &str, metric: Option<&str>) -> bool {
+        self.position(device, alert_type, metric).is_some()
+    }
+
+    fn insert(&mut self, alert: Alert) {
+        self.0
+            .entry(alert.device_id.clone())
+            .or_default()
+            .push(alert);
+    }
+
+    fn remove(&mut self, device: &str, alert_type: &str, metric: Option<&str>) -> Option<Alert> {
+        let at = self.position(device, alert_type, metric)?;
+        let alerts = self.0.get_mut(device)?;
+        let alert = alerts.swap_remove(at);
+        if alerts.is_empty() {
+            self.0.remove(device);
+        }
+        Some(alert)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Alert> {
+        self.0.values().flatten()
+    }
+}
+
+/// Rule indices per topic are remembered, up to this many topics (then forgotten at once).
+const TOPIC_CACHE_LIMIT: usize = 100_000;
 
 pub struct Rules {
     rules: Vec<(Rule, String)>,
-    open: HashMap<AlertKey, Alert>,
-    windows: HashMap<(usize, String, String), Window>,
+    open: OpenAlerts,
+    windows: FxHashMap<(usize, String, String), Window>,
+    /// Which rules apply to a topic.
+    by_topic: FxHashMap<String, Vec<usize>>,
     presence: Presence,
     next_id: i64,
 }
@@ -156,16 +196,10 @@ impl Rules {
         state: RulesState,
         offline_after: impl Fn(&str) -> Option<i64>,
     ) -> Rules {
-        let open = state
-            .open_alerts
-            .into_iter()
-            .map(|a| {
-                (
-                    (a.device_id.clone(), a.alert_type.clone(), a.metric.clone()),
-                    a,
-                )
-            })
-            .collect();
+        let mut open = OpenAlerts::default();
+        for alert in state.open_alerts {
+            open.insert(alert);
+        }
         Rules {
             rules: rules
                 .into_iter()
@@ -173,7 +207,8 @@ impl Rules {
                 .map(|(t, r)| (r, t))
                 .collect(),
             open,
-            windows: HashMap::new(),
+            windows: FxHashMap::default(),
+            by_topic: FxHashMap::default(),
             presence: Presence::load(state.devices, offline_after),
             next_id: state.next_alert_id,
         }
@@ -181,26 +216,26 @@ impl Rules {
 
     /// Alerts open now.
     pub fn open_alerts(&self) -> impl Iterator<Item = &Alert> {
-        self.open.values()
+        self.open.iter()
     }
 
     /// Applies one decoded message: presence, state, thresholds, anomalies.
     pub fn on_message(&mut self, decoded: &Decoded, offline_after: Option<i64>, batch: &mut Batch) {
         let record = &decoded.record;
-        let Some(device) = record.device_id.clone() else {
+        let Some(device) = record.device_id.as_deref() else {
             return;
         };
         let now = record.received_at;
         let said_offline = matches!(decoded.effect, Some(Effect::Presence { online: false, .. }));
-        let transition = self
+        match self
             .presence
-            .seen(&device, now, offline_after, !said_offline, batch);
-        match transition {
+            .seen(device, now, offline_after, !said_offline, batch)
+        {
             Some(presence::Transition::WentOffline { last_seen }) => {
-                self.raise_offline(&device, now, last_seen, batch)
+                self.raise_offline(device, now, last_seen, batch)
             }
             Some(presence::Transition::CameBack { offline_since }) => {
-                self.came_back(&device, now, offline_since, batch)
+                self.came_back(device, now, offline_since, batch)
             }
             None => {}
         }
@@ -212,9 +247,9 @@ impl Rules {
                 ..
             }) => self
                 .presence
-                .info(&device, ip_address, firmware_version, *uptime, batch),
+                .info(device, ip_address, firmware_version, *uptime, batch),
             Some(Effect::State { name, value }) => batch.states.push(StateChange {
-                device_id: device.clone(),
+                device_id: device.to_string(),
                 name: name.clone(),
                 value: value.clone(),
                 at: now,
@@ -222,7 +257,7 @@ impl Rules {
             None => {}
         }
         if let Some(fields) = &decoded.fields {
-            self.apply_rules(&device, &record.topic, fields, now, batch);
+            self.apply_rules(device, &record.topic, fields, now, batch);
         }
     }
 
@@ -233,6 +268,20 @@ impl Rules {
         }
     }
 
+    fn rules_for(&mut self, topic: &str) -> Vec<usize> {
+        if let Some(found) = self.by_topic.get(topic) {
+            return found.clone();
+        }
+        if self.by_topic.len() >= TOPIC_CACHE_LIMIT {
+            self.by_topic.clear();
+        }
+        let found: Vec<usize> = (0..self.rules.len())
+            .filter(|&i| topic::matches(&self.rules[i].0.filter, topic))
+            .collect();
+        self.by_topic.insert(topic.to_string(), found.clone());
+        found
+    }
+
     fn apply_rules(
         &mut self,
         device: &str,
@@ -241,30 +290,30 @@ impl Rules {
         now: i64,
         batch: &mut Batch,
     ) {
-        for i in 0..self.rules.len() {
+        for i in self.rules_for(topic) {
             let (rule, alert_type) = &self.rules[i];
-            if !topic::matches(&rule.filter, topic) {
-                continue;
-            }
-            let metrics: Vec<(String, f64)> = if rule.metric == "*" {
+            let single;
+            let metrics: Vec<(&str, f64)> = if rule.metric == "*" {
                 fields
                     .iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+                    .filter_map(|(k, v)| Some((k.as_str(), v.as_f64()?)))
                     .collect()
             } else {
                 match fields.get(&rule.metric).and_then(Value::as_f64) {
-                    Some(v) => vec![(rule.metric.clone(), v)],
+                    Some(v) => {
+                        single = [(rule.metric.as_str(), v)];
+                        single.to_vec()
+                    }
                     None => continue,
                 }
             };
-            let (rule, alert_type) = (rule.clone(), alert_type.clone());
             for (metric, value) in metrics {
                 let breach = match &rule.anomaly {
-                    None => threshold_breach(&rule, value),
+                    None => threshold_breach(rule, value),
                     Some(a) => {
                         let window = self
                             .windows
-                            .entry((i, device.to_string(), metric.clone()))
+                            .entry((i, device.to_string(), metric.to_string()))
                             .or_insert_with(|| Window::new(a.window));
                         let breach = window.anomaly(value, a.k, a.min_samples);
                         window.push(value);
@@ -277,13 +326,29 @@ impl Rules {
                         breach
                     }
                 };
-                let key = (device.to_string(), alert_type.clone(), Some(metric.clone()));
-                match (breach, self.open.contains_key(&key)) {
+                let is_open = self.open.contains(device, alert_type, Some(metric));
+                match (breach, is_open) {
                     (Some(limit), false) => {
-                        let payload = json!({ metric.as_str(): value, "threshold": limit });
-                        self.raise(key, Some(value), Some(limit), now, payload, batch);
+                        let payload = json!({ metric: value, "threshold": limit });
+                        let alert = new_alert(
+                            &mut self.next_id,
+                            device,
+                            alert_type,
+                            Some(metric),
+                            now,
+                            payload,
+                        );
+                        let alert = Alert {
+                            value: Some(value),
+                            threshold: Some(limit),
+                            ..alert
+                        };
+                        batch.alerts.push(AlertChange::Raised(alert.clone()));
+                        self.open.insert(alert);
                     }
-                    (None, true) => self.clear(&key, now, batch),
+                    (None, true) => {
+                        clear(&mut self.open, device, alert_type, Some(metric), now, batch)
+                    }
                     _ => {}
                 }
             }
@@ -291,80 +356,97 @@ impl Rules {
     }
 
     fn raise_offline(&mut self, device: &str, now: i64, last_seen: i64, batch: &mut Batch) {
-        let key = (device.to_string(), "OFFLINE".to_string(), None);
-        if !self.open.contains_key(&key) {
+        if !self.open.contains(device, "OFFLINE", None) {
             let payload =
                 json!({ "last_seen": iso(last_seen), "silent_seconds": (now - last_seen) / 1000 });
-            self.raise(key, None, None, now, payload, batch);
+            self.raise(device, "OFFLINE", now, payload, batch);
         }
     }
 
     fn came_back(&mut self, device: &str, now: i64, offline_since: i64, batch: &mut Batch) {
-        let key = (device.to_string(), "OFFLINE".to_string(), None);
-        if self.open.contains_key(&key) {
-            self.clear(&key, now, batch);
-        }
+        clear(&mut self.open, device, "OFFLINE", None, now, batch);
         let payload = json!({ "offline_since": iso(offline_since), "offline_seconds": (now - offline_since) / 1000 });
-        let event = (device.to_string(), "ONLINE".to_string(), None);
-        self.raise(event.clone(), None, None, now, payload, batch);
         // ONLINE is an event: raised and over at once.
-        self.clear(&event, now, batch);
+        let mut event = new_alert(&mut self.next_id, device, "ONLINE", None, now, payload);
+        event.cleared_at = Some(now);
+        batch.alerts.push(AlertChange::Raised(event));
     }
 
     fn raise(
         &mut self,
-        key: AlertKey,
-        value: Option<f64>,
-        threshold: Option<f64>,
+        device: &str,
+        alert_type: &str,
         now: i64,
         payload: Value,
         batch: &mut Batch,
     ) {
-        let alert = Alert {
-            id: self.next_id,
-            device_id: key.0.clone(),
-            alert_type: key.1.clone(),
-            metric: key.2.clone(),
-            value,
-            threshold,
-            raised_at: now,
-            cleared_at: None,
-            payload,
-        };
-        self.next_id += 1;
+        let alert = new_alert(&mut self.next_id, device, alert_type, None, now, payload);
         batch.alerts.push(AlertChange::Raised(alert.clone()));
-        self.open.insert(key, alert);
-    }
-
-    fn clear(&mut self, key: &AlertKey, now: i64, batch: &mut Batch) {
-        if let Some(mut alert) = self.open.remove(key) {
-            alert.cleared_at = Some(now);
-            // A raise and its clear in the same batch become one row written once.
-            if let Some(AlertChange::Raised(raised)) = batch.alerts.last_mut() {
-                if raised.id == alert.id {
-                    raised.cleared_at = Some(now);
-                    return;
-                }
-            }
-            batch.alerts.push(AlertChange::Cleared(alert));
-        }
+        self.open.insert(alert);
     }
 
     /// Clears an open alert by id (a person acknowledged it); false when none is open.
     pub fn clear_by_id(&mut self, id: i64, now: i64, batch: &mut Batch) -> bool {
-        let key = self
-            .open
-            .iter()
-            .find(|(_, a)| a.id == id)
-            .map(|(k, _)| k.clone());
-        match key {
-            Some(key) => {
-                self.clear(&key, now, batch);
-                true
+        let Some(alert) = self.open.iter().find(|a| a.id == id).cloned() else {
+            return false;
+        };
+        clear(
+            &mut self.open,
+            &alert.device_id,
+            &alert.alert_type,
+            alert.metric.as_deref(),
+            now,
+            batch,
+        );
+        true
+    }
+}
+
+fn new_alert(
+    next_id: &mut i64,
+    device: &str,
+    alert_type: &str,
+    metric: Option<&str>,
+    now: i64,
+    payload: Value,
+) -> Alert {
+    let id = *next_id;
+    *next_id += 1;
+    Alert {
+        id,
+        device_id: device.to_string(),
+        alert_type: alert_type.to_string(),
+        metric: metric.map(str::to_string),
+        value: None,
+        threshold: None,
+        raised_at: now,
+        cleared_at: None,
+        payload,
+    }
+}
+
+fn clear(
+    open: &mut OpenAlerts,
+    device: &str,
+    alert_type: &str,
+    metric: Option<&str>,
+    now: i64,
+    batch: &mut Batch,
+) {
+    let Some(mut alert) = open.remove(device, alert_type, metric) else {
+        return;
+    };
+    alert.cleared_at = Some(now);
+    // A raise and its clear in the same batch become one row, written once.
+    for change in batch.alerts.iter_mut().rev() {
+        if let AlertChange::Raised(raised) = change {
+            if raised.id == alert.id {
+                raised.cleared_at = Some(now);
+                return;
             }
-            None => false,
         }
     }
+    batch.alerts.push(AlertChange::Cleared(alert));
 }
 
 /// The limit a value breaks, if any.

@@ -3,7 +3,7 @@
 //! (seed 001's status, including its last will).
 
 use crate::store::{Batch, DeviceChange};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 struct Device {
     last_seen: i64,
@@ -20,7 +20,7 @@ pub enum Transition {
 
 #[derive(Default)]
 pub struct Presence {
-    devices: HashMap<String, Device>,
+    devices: FxHashMap<String, Device>,
 }
 
 impl Presence {
