@@ -128,3 +128,15 @@ SELECT id, device_id,
                 date(device_time / 1000, 'unixepoch')) AS date,
        datetime(received_at / 1000, 'unixepoch') AS created_at
 FROM messages WHERE kind = 'fingerprint';
+
+-- Running totals of every numeric field of telemetry, per device and metric (seed 002's /stats),
+-- kept by the writer so that reading them never scans the messages.
+CREATE TABLE IF NOT EXISTS metric_stats (
+    device_id TEXT NOT NULL,
+    metric    TEXT NOT NULL,
+    count     INTEGER NOT NULL,
+    min       REAL NOT NULL,
+    max       REAL NOT NULL,
+    sum       REAL NOT NULL,
+    PRIMARY KEY (device_id, metric)
+) WITHOUT ROWID;

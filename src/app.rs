@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::ingest::{self, decode::DecodeSettings, Ingest};
 use crate::metrics::Metrics;
+use crate::query::Db;
 use crate::rules::Rules;
 use crate::store::{self, StoreOp};
 use std::sync::atomic::Ordering::Relaxed;
@@ -68,6 +69,7 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     let writer = store::spawn_writer(conn, store_rx, batch_max, retention, metrics.clone())?;
     let (intake_tx, intake_rx) = flume::bounded(config.store.queue_capacity);
     let ticks = intake_tx.clone();
+    let commands = intake_tx.clone();
     let broker =
         tokio::task::block_in_place(|| broker::start(&config, intake_tx, metrics.clone()))?;
     metrics.listeners_up.store(true, Relaxed);
@@ -110,13 +112,17 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
 
     let state = AppState {
         metrics: metrics.clone(),
+        db: Db::new(db_path.clone()),
         db_path: db_path.clone(),
+        intake: commands,
         mqtt_listeners: broker.listeners.clone(),
         stored_at_start,
         started_at,
+        token: config.http.token.as_deref().map(Arc::from),
     };
+    let app = http::router(state, &config.http.cors_origins);
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn(http::serve(http_listener, state, async {
+    let http = tokio::spawn(http::serve(http_listener, app, async {
         let _ = http_stopped.await;
     }));
 

@@ -2,6 +2,7 @@
 //! edgemq's (`[store]`, `[http]`, `[log]`). Every key has a default, unknown keys are refused,
 //! and errors name the file, the line and what is wrong.
 
+use crate::http::HttpSection;
 use crate::ingest::route::{Route, Routes};
 use crate::ingest::IngestSection;
 use crate::rules::Rule;
@@ -118,13 +119,6 @@ pub enum Synchronous {
     Full,
 }
 
-/// `[http]`: the HTTP API and dashboard.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpSection {
-    pub listen: SocketAddr,
-}
-
 /// `[log]`: console logging always; `file` adds a daily-rotated log file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -199,14 +193,6 @@ impl Default for StoreSection {
             queue_capacity: 65536,
             synchronous: Synchronous::Normal,
             retention: BTreeMap::new(),
-        }
-    }
-}
-
-impl Default for HttpSection {
-    fn default() -> Self {
-        HttpSection {
-            listen: addr("0.0.0.0:8000"),
         }
     }
 }

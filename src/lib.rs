@@ -6,7 +6,9 @@
 //! - `rules`   — thresholds, anomalies, the offline watchdog → `Alert`s, raised and cleared once.
 //! - `store`   — the writer thread that group-commits to SQLite; schema; read connections.
 //! - `topic`   — MQTT topic filter matching.
-//! - `http`    — axum: `/health`, `/metrics`.
+//! - `query`   — the read side shared by http and rpc: seed queries, devices, series, alerts.
+//! - `http`    — axum: the seeds' endpoints, `/api/v1`, `/health`, `/metrics`.
+//! - `rpc`     — MQTT request/response (seed 004's request topics, MQTT 5 response topics).
 //! - `metrics` — the counters every stage updates and `/health` and `/metrics` read.
 //! - `logging` — console and rotating file logs.
 //! - `app`     — wires the stages together and owns shutdown.
@@ -18,6 +20,7 @@ pub mod http;
 pub mod ingest;
 pub mod logging;
 pub mod metrics;
+pub mod query;
 pub mod rules;
 pub mod store;
 pub mod topic;

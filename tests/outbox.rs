@@ -57,7 +57,7 @@ async fn own_publications_are_delivered_but_not_taken_for_device_data() {
                 done.send(()).unwrap();
                 break;
             }
-            Intake::Tick => {}
+            Intake::Tick | Intake::ClearAlert { .. } => {}
         }
     }
     fired.recv_timeout(Duration::from_secs(1)).unwrap();

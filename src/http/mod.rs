@@ -1,39 +1,157 @@
-//! The HTTP server (axum): health and Prometheus metrics. Reads only: it never writes SQL.
+//! The HTTP server (axum): the seeds' endpoints at their paths, the native `/api/v1`, health
+//! and Prometheus metrics. It reads through `query` and never writes SQL; clearing an alert is
+//! a command to the rules, answered once it is stored.
 
+mod error;
 mod health;
+mod params;
+mod seeds;
+mod v1;
 
+use crate::ingest::Intake;
 use crate::metrics::Metrics;
-use axum::routing::get;
+use crate::query::Db;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::Router;
+use error::ApiError;
+use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use v1::OPENAPI;
+
+/// `[http]`: the HTTP API's address, optional bearer token and CORS origins.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    pub listen: SocketAddr,
+    /// When set, every endpoint but the health checks needs `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// Origins allowed to call the API from a browser; `"*"` allows any.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            listen: "0.0.0.0:8000".parse().expect("built-in address"),
+            token: None,
+            cors_origins: vec!["*".to_string()],
+        }
+    }
+}
 
 /// What every handler can see.
 #[derive(Clone)]
 pub struct AppState {
     pub metrics: Arc<Metrics>,
+    pub db: Arc<Db>,
     pub db_path: PathBuf,
+    /// Commands to ingest (clearing an alert).
+    pub intake: flume::Sender<Intake>,
     pub mqtt_listeners: Vec<(&'static str, SocketAddr)>,
     /// Rows `messages` held when edgemq started.
     pub stored_at_start: u64,
     pub started_at: std::time::Instant,
+    pub token: Option<Arc<str>>,
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// Both `/path` and `/path/`, as seed 003's clients use either.
+fn both<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    path: &str,
+    route: axum::routing::MethodRouter<S>,
+) -> Router<S> {
+    router
+        .route(path, route.clone())
+        .route(&format!("{path}/"), route)
+}
+
+pub fn router(state: AppState, cors_origins: &[String]) -> Router {
+    let open = Router::new()
         .route("/health", get(health::health))
         .route("/metrics", get(health::metrics))
+        .route("/health/mqtt-monitor", get(seeds::mqtt_monitor));
+    let open = both(open, "/api/health", get(seeds::api_health));
+
+    let mut api = Router::new()
+        .route("/status-count", get(seeds::status_count))
+        .route("/sensors/latest", get(seeds::sensors_latest))
+        .route("/sensors/history", get(seeds::sensors_history))
+        .route("/alerts", get(seeds::alerts))
+        .route("/stats", get(seeds::stats))
+        .route("/api/v1/devices", get(v1::devices))
+        .route("/api/v1/devices/:id", get(v1::device))
+        .route("/api/v1/devices/:id/series", get(v1::series))
+        .route("/api/v1/messages", get(v1::messages))
+        .route("/api/v1/alerts", get(v1::alerts))
+        .route("/api/v1/alerts/:id", get(v1::alert))
+        .route("/api/v1/alerts/:id/clear", post(v1::clear_alert))
+        .route("/api/v1/dead-letters", get(v1::dead_letters))
+        .route("/api/v1/openapi.json", get(v1::openapi));
+    api = both(api, "/api/devices", get(seeds::api_devices));
+    api = both(api, "/api/telemetry", get(seeds::api_telemetry));
+    api = both(api, "/api/stats/avg", get(seeds::api_stats_avg));
+    api = both(api, "/api/alerts", get(seeds::api_alerts));
+    let api = api.route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+
+    open.merge(api)
+        .fallback(not_found)
+        .layer(cors(cors_origins))
         .with_state(state)
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+}
+
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token) {
+            let mut response = ApiError {
+                status: axum::http::StatusCode::UNAUTHORIZED,
+                detail: "this endpoint needs `Authorization: Bearer <token>` ([http] token)".into(),
+            }
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+    }
+    next.run(request).await
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no endpoint {method} {}", uri.path()))
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    state: AppState,
+    app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -9,7 +9,7 @@ pub mod time;
 use crate::broker::Outbox;
 use crate::metrics::Metrics;
 use crate::rules::Rules;
-use crate::store::{AlertChange, Batch, DeadLetter, Record, StoreOp};
+use crate::store::{AlertChange, Batch, DeadLetter, Record, StoreOp, Totals};
 use bytes::Bytes;
 use decode::DecodeSettings;
 use route::Routes;
@@ -69,6 +69,13 @@ pub enum Intake {
     Barrier(flume::Sender<()>),
     /// Once a second: time for the offline watchdog.
     Tick,
+    /// Clear an open alert (a person acknowledged it): `found` says whether it was open,
+    /// `committed` fires once the clearing is in the database.
+    ClearAlert {
+        id: i64,
+        found: flume::Sender<bool>,
+        committed: flume::Sender<()>,
+    },
 }
 
 impl Incoming {
@@ -173,6 +180,20 @@ impl Ingest {
                         self.warnings.roll();
                         self.rules.tick(now_ms(), &mut batch)
                     }
+                    Intake::ClearAlert {
+                        id,
+                        found,
+                        committed,
+                    } => {
+                        let cleared = self.rules.clear_by_id(id, now_ms(), &mut batch);
+                        let _ = found.send(cleared);
+                        if cleared
+                            && (!self.hand_over(std::mem::take(&mut batch), &store)
+                                || store.send(StoreOp::Barrier(committed)).is_err())
+                        {
+                            return;
+                        }
+                    }
                     Intake::Barrier(done) => {
                         if !self.hand_over(std::mem::take(&mut batch), &store)
                             || store.send(StoreOp::Barrier(done)).is_err()
@@ -204,6 +225,9 @@ impl Ingest {
                 }
                 let offline_after = route.offline_after.map(|d| d.as_millis() as i64);
                 self.rules.on_message(&decoded, offline_after, batch);
+                if route.kind == route::Kind::Telemetry {
+                    add_totals(&decoded, batch);
+                }
                 batch.records.push(decoded.record);
             }
             Err(reason) => {
@@ -261,6 +285,28 @@ impl Ingest {
         );
         if let Err(e) = self.outbox.publish(&topic, body.to_string()) {
             tracing::error!("alert {} not published: {e}", alert.id);
+        }
+    }
+}
+
+/// Adds a telemetry message's numeric fields to the batch's per-device totals.
+fn add_totals(decoded: &decode::Decoded, batch: &mut Batch) {
+    let (Some(device), Some(fields)) = (&decoded.record.device_id, &decoded.fields) else {
+        return;
+    };
+    for (metric, value) in fields {
+        let Some(v) = value.as_f64() else { continue };
+        // Timestamps and counters are numbers too, but not metrics anyone charts min/max of.
+        if matches!(metric.as_str(), "ts" | "timestamp" | "t") {
+            continue;
+        }
+        match batch.totals.get_mut(&(device.clone(), metric.clone())) {
+            Some(t) => t.add(v),
+            None => {
+                batch
+                    .totals
+                    .insert((device.clone(), metric.clone()), Totals::of(v));
+            }
         }
     }
 }

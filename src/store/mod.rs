@@ -81,6 +81,33 @@ pub enum AlertChange {
     Cleared(Alert),
 }
 
+/// Count, min, max and sum of one metric of one device over some readings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Totals {
+    pub count: u64,
+    pub min: f64,
+    pub max: f64,
+    pub sum: f64,
+}
+
+impl Totals {
+    pub fn of(value: f64) -> Totals {
+        Totals {
+            count: 1,
+            min: value,
+            max: value,
+            sum: value,
+        }
+    }
+
+    pub fn add(&mut self, value: f64) {
+        self.count += 1;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+        self.sum += value;
+    }
+}
+
 /// Everything one transaction writes.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -89,6 +116,8 @@ pub struct Batch {
     pub devices: Vec<DeviceChange>,
     pub states: Vec<StateChange>,
     pub alerts: Vec<AlertChange>,
+    /// Telemetry totals of this batch by (device, metric), added to `metric_stats`.
+    pub totals: rustc_hash::FxHashMap<(String, String), Totals>,
 }
 
 impl Batch {
@@ -98,6 +127,7 @@ impl Batch {
             && self.devices.is_empty()
             && self.states.is_empty()
             && self.alerts.is_empty()
+            && self.totals.is_empty()
     }
 
     /// Messages in the batch (records and dead letters): what `batch_max` bounds.
@@ -111,6 +141,19 @@ impl Batch {
         self.devices.append(&mut other.devices);
         self.states.append(&mut other.states);
         self.alerts.append(&mut other.alerts);
+        for (key, t) in other.totals.drain() {
+            match self.totals.get_mut(&key) {
+                Some(mine) => {
+                    mine.count += t.count;
+                    mine.min = mine.min.min(t.min);
+                    mine.max = mine.max.max(t.max);
+                    mine.sum += t.sum;
+                }
+                None => {
+                    self.totals.insert(key, t);
+                }
+            }
+        }
     }
 }
 

@@ -176,6 +176,16 @@ impl Writer {
             }
         }
         write_alerts(&tx, &batch.alerts)?;
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO metric_stats (device_id, metric, count, min, max, sum) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (device_id, metric) DO UPDATE SET count = count + excluded.count,
+                    min = min(min, excluded.min), max = max(max, excluded.max), sum = sum + excluded.sum",
+            )?;
+            for ((device, metric), t) in &batch.totals {
+                upsert.execute((device, metric, t.count as i64, t.min, t.max, t.sum))?;
+            }
+        }
         tx.commit()
     }
 }

@@ -1,0 +1,297 @@
+//! The native `/api/v1` queries: devices with their state, messages, metric series, alerts and
+//! dead letters. Lists are paged by cursor: pass back `next_cursor` to get the next page.
+
+use super::{iso_ms, payload_json};
+use crate::topic;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::{json, Map, Value};
+
+/// One page of a list.
+pub struct Page {
+    pub items: Vec<Value>,
+    pub next_cursor: Option<String>,
+}
+
+impl Page {
+    pub fn to_json(&self) -> Value {
+        json!({ "items": self.items, "next_cursor": self.next_cursor })
+    }
+}
+
+/// Rows a wildcard message query examines per page before it returns what it found.
+const SCAN_LIMIT: usize = 50_000;
+
+fn device(conn: &Connection, row: &Row) -> rusqlite::Result<Value> {
+    let device_id: String = row.get(0)?;
+    let last_payload: Option<Vec<u8>> = row.get(8)?;
+    let latest: Map<String, Value> = match last_payload.map(|p| payload_json(&p)) {
+        Some(Value::Object(fields)) => fields.into_iter().filter(|(_, v)| v.is_number()).collect(),
+        _ => Map::new(),
+    };
+    let mut state = Map::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, value FROM device_state WHERE device_id = ?1 ORDER BY name",
+    )?;
+    let mut rows = stmt.query([&device_id])?;
+    while let Some(r) = rows.next()? {
+        state.insert(r.get(0)?, json!(r.get::<_, String>(1)?));
+    }
+    let open_alerts: i64 = conn
+        .prepare_cached("SELECT count(*) FROM alerts WHERE device_id = ?1 AND cleared_at IS NULL")?
+        .query_row([&device_id], |r| r.get(0))?;
+    let metrics: Vec<String> = conn
+        .prepare_cached("SELECT metric FROM metric_stats WHERE device_id = ?1 ORDER BY metric")?
+        .query_map([&device_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(json!({
+        "device_id": device_id,
+        "status": if row.get::<_, bool>(3)? { "ONLINE" } else { "OFFLINE" },
+        "online": row.get::<_, bool>(3)?,
+        "first_seen": iso_ms(row.get(1)?),
+        "last_seen": iso_ms(row.get(2)?),
+        "ip_address": row.get::<_, Option<String>>(4)?,
+        "firmware_version": row.get::<_, Option<String>>(5)?,
+        "uptime": row.get::<_, Option<i64>>(6)?,
+        "last_topic": row.get::<_, Option<String>>(7)?,
+        "latest": latest,
+        "state": state,
+        "metrics": metrics,
+        "open_alerts": open_alerts,
+    }))
+}
+
+const DEVICE_COLUMNS: &str =
+    "device_id, first_seen, last_seen, is_online, ip_address, firmware_version, uptime, last_topic, last_payload";
+
+/// Devices in id order after `after`.
+pub fn devices(conn: &Connection, after: Option<&str>, limit: u32) -> rusqlite::Result<Page> {
+    let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE ?1 IS NULL OR device_id > ?1 ORDER BY device_id LIMIT ?2");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![after, limit])?;
+    let mut items = Vec::new();
+    while let Some(row) = rows.next()? {
+        items.push(device(conn, row)?);
+    }
+    let next_cursor = (items.len() == limit as usize)
+        .then(|| {
+            items
+                .last()
+                .and_then(|d| d["device_id"].as_str())
+                .map(str::to_string)
+        })
+        .flatten();
+    Ok(Page { items, next_cursor })
+}
+
+pub fn device_by_id(conn: &Connection, device_id: &str) -> rusqlite::Result<Option<Value>> {
+    let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = ?1");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query([device_id])?;
+    match rows.next()? {
+        Some(row) => device(conn, row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// What a message list is narrowed to.
+pub struct MessageFilter<'a> {
+    /// MQTT topic filter; wildcards allowed.
+    pub topic: Option<&'a str>,
+    pub device_id: Option<&'a str>,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// Only ids below this (the previous page's cursor).
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+fn message(row: &Row) -> rusqlite::Result<Value> {
+    let payload: Vec<u8> = row.get(3)?;
+    Ok(json!({
+        "id": row.get::<_, i64>(0)?,
+        "received_at": iso_ms(row.get(1)?),
+        "topic": row.get::<_, String>(2)?,
+        "payload": payload_json(&payload),
+        "device_id": row.get::<_, Option<String>>(4)?,
+        "kind": row.get::<_, Option<String>>(5)?,
+        "device_time": iso_ms(row.get(6)?),
+    }))
+}
+
+/// Messages newest first. An exact topic or a device uses its index; a wildcard filter
+/// examines at most `SCAN_LIMIT` rows per page and says where to go on.
+pub fn messages(conn: &Connection, f: &MessageFilter) -> rusqlite::Result<Page> {
+    let columns = "id, received_at, topic, payload, device_id, kind, device_time";
+    let before = f.before_id.unwrap_or(i64::MAX);
+    let wildcard = f.topic.filter(|t| t.contains('+') || t.contains('#'));
+    let (sql, exact_topic) = match (f.device_id, f.topic) {
+        (Some(_), _) => (
+            format!("SELECT {columns} FROM messages WHERE device_id = ?1 AND received_at >= ?2 AND received_at <= ?3 AND id < ?4 ORDER BY id DESC"),
+            None,
+        ),
+        (None, Some(t)) if wildcard.is_none() => (
+            format!("SELECT {columns} FROM messages WHERE topic = ?1 AND received_at >= ?2 AND received_at <= ?3 AND id < ?4 ORDER BY id DESC"),
+            Some(t),
+        ),
+        _ => (
+            format!("SELECT {columns} FROM messages WHERE ?1 IS NULL AND received_at >= ?2 AND received_at <= ?3 AND id < ?4 ORDER BY id DESC"),
+            None,
+        ),
+    };
+    let key: Option<&str> = f.device_id.or(exact_topic);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![key, f.from_ms, f.to_ms, before])?;
+    let mut items = Vec::new();
+    let mut scanned = 0;
+    while let Some(row) = rows.next()? {
+        scanned += 1;
+        let id: i64 = row.get(0)?;
+        // The index narrowed by device or exact topic; a wildcard is checked here.
+        let topic_ok = match f.topic {
+            Some(filter) if wildcard.is_some() || f.device_id.is_some() => {
+                topic::matches(filter, &row.get::<_, String>(2)?)
+            }
+            _ => true,
+        };
+        if topic_ok {
+            items.push(message(row)?);
+            if items.len() == f.limit as usize {
+                return Ok(Page {
+                    items,
+                    next_cursor: Some(id.to_string()),
+                });
+            }
+        }
+        if wildcard.is_some() && scanned >= SCAN_LIMIT {
+            return Ok(Page {
+                items,
+                next_cursor: Some(id.to_string()),
+            });
+        }
+    }
+    Ok(Page {
+        items,
+        next_cursor: None,
+    })
+}
+
+/// One bucket of a metric series.
+pub struct SeriesQuery<'a> {
+    pub device_id: &'a str,
+    /// A top-level payload field; checked by the caller to be a plain name.
+    pub metric: &'a str,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub bucket_ms: i64,
+}
+
+/// count, min, avg and max of a device's metric per bucket of device time.
+pub fn series(conn: &Connection, q: &SeriesQuery) -> rusqlite::Result<Vec<Value>> {
+    let path = format!("$.{}", q.metric);
+    let mut stmt = conn.prepare_cached(
+        "SELECT (device_time - ?3) / ?5 AS b, count(v), min(v), avg(v), max(v) FROM (
+            SELECT device_time, json_extract(payload, ?2) AS v FROM messages
+            WHERE device_id = ?1 AND device_time >= ?3 AND device_time < ?4 AND kind IS NOT NULL
+         ) WHERE typeof(v) IN ('integer', 'real') GROUP BY b ORDER BY b",
+    )?;
+    let rows = stmt.query_map(
+        params![q.device_id, path, q.from_ms, q.to_ms, q.bucket_ms],
+        |r| {
+            let start = q.from_ms + r.get::<_, i64>(0)? * q.bucket_ms;
+            Ok(json!({
+                "t": iso_ms(start),
+                "t_ms": start,
+                "count": r.get::<_, i64>(1)?,
+                "min": r.get::<_, f64>(2)?,
+                "avg": r.get::<_, f64>(3)?,
+                "max": r.get::<_, f64>(4)?,
+            }))
+        },
+    )?;
+    rows.collect()
+}
+
+fn alert(row: &Row) -> rusqlite::Result<Value> {
+    let payload: String = row.get(8)?;
+    let cleared: Option<i64> = row.get(7)?;
+    Ok(json!({
+        "id": row.get::<_, i64>(0)?,
+        "device_id": row.get::<_, String>(1)?,
+        "type": row.get::<_, String>(2)?,
+        "metric": row.get::<_, Option<String>>(3)?,
+        "value": row.get::<_, Option<f64>>(4)?,
+        "threshold": row.get::<_, Option<f64>>(5)?,
+        "raised_at": iso_ms(row.get(6)?),
+        "cleared_at": cleared.map(iso_ms),
+        "open": cleared.is_none(),
+        "payload": serde_json::from_str::<Value>(&payload).unwrap_or(Value::Null),
+    }))
+}
+
+const ALERT_COLUMNS: &str =
+    "id, device_id, type, metric, value, threshold, raised_at, cleared_at, payload";
+
+/// Which alerts to list.
+pub struct AlertFilter<'a> {
+    pub device_id: Option<&'a str>,
+    pub alert_type: Option<&'a str>,
+    /// `Some(true)`: open only; `Some(false)`: cleared only.
+    pub open: Option<bool>,
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+pub fn alerts(conn: &Connection, f: &AlertFilter) -> rusqlite::Result<Page> {
+    let sql = format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts WHERE (?1 IS NULL OR device_id = ?1) AND (?2 IS NULL OR type = ?2)
+         AND (?3 IS NULL OR (cleared_at IS NULL) = ?3) AND id < ?4 ORDER BY id DESC LIMIT ?5"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let items: Vec<Value> = stmt
+        .query_map(
+            params![
+                f.device_id,
+                f.alert_type,
+                f.open,
+                f.before_id.unwrap_or(i64::MAX),
+                f.limit
+            ],
+            alert,
+        )?
+        .collect::<Result<_, _>>()?;
+    let next_cursor = (items.len() == f.limit as usize)
+        .then(|| items.last().map(|a| a["id"].to_string()))
+        .flatten();
+    Ok(Page { items, next_cursor })
+}
+
+pub fn alert_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<Value>> {
+    let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1");
+    conn.prepare_cached(&sql)?.query_row([id], alert).optional()
+}
+
+pub fn dead_letters(
+    conn: &Connection,
+    before_id: Option<i64>,
+    limit: u32,
+) -> rusqlite::Result<Page> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, received_at, topic, payload, reason FROM dead_letters WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let items: Vec<Value> = stmt
+        .query_map(params![before_id.unwrap_or(i64::MAX), limit], |r| {
+            let payload: Vec<u8> = r.get(3)?;
+            Ok(json!({
+                "id": r.get::<_, i64>(0)?,
+                "received_at": iso_ms(r.get(1)?),
+                "topic": r.get::<_, String>(2)?,
+                "payload": String::from_utf8_lossy(&payload),
+                "reason": r.get::<_, String>(4)?,
+            }))
+        })?
+        .collect::<Result<_, _>>()?;
+    let next_cursor = (items.len() == limit as usize)
+        .then(|| items.last().map(|a| a["id"].to_string()))
+        .flatten();
+    Ok(Page { items, next_cursor })
+}
