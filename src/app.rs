@@ -8,6 +8,7 @@ use crate::http::{self, AppState};
 use crate::ingest::{self, decode::DecodeSettings, Ingest};
 use crate::metrics::Metrics;
 use crate::query::Db;
+use crate::rpc::{self, Rpc};
 use crate::rules::Rules;
 use crate::store::{self, StoreOp};
 use std::sync::atomic::Ordering::Relaxed;
@@ -70,7 +71,7 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     let (intake_tx, intake_rx) = flume::bounded(config.store.queue_capacity);
     let ticks = intake_tx.clone();
     let commands = intake_tx.clone();
-    let broker =
+    let mut broker =
         tokio::task::block_in_place(|| broker::start(&config, intake_tx, metrics.clone()))?;
     metrics.listeners_up.store(true, Relaxed);
 
@@ -110,9 +111,18 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         db_path.display()
     );
 
+    let db = Db::new(db_path.clone());
+    if let Some((tx, rx)) = broker.rpc_link.take() {
+        let rpc = Rpc {
+            routes: config.rpc_routes(),
+            db: db.clone(),
+            outbox: broker.outbox.clone(),
+        };
+        rpc::spawn(rpc, tx, rx)?;
+    }
     let state = AppState {
         metrics: metrics.clone(),
-        db: Db::new(db_path.clone()),
+        db,
         db_path: db_path.clone(),
         intake: commands,
         mqtt_listeners: broker.listeners.clone(),

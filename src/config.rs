@@ -5,6 +5,7 @@
 use crate::http::HttpSection;
 use crate::ingest::route::{Route, Routes};
 use crate::ingest::IngestSection;
+use crate::rpc::RpcRoute;
 use crate::rules::Rule;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -32,6 +33,8 @@ pub struct Config {
     pub route: Vec<Route>,
     /// `[[rule]]`: applied beside the built-in rules.
     pub rule: Vec<Rule>,
+    /// `[[rpc]]`: MQTT request topics, tried before the built-in ones.
+    pub rpc: Vec<RpcRoute>,
 }
 
 /// rumqttd's `[router]`: every field must be set or the router panics, so all have defaults.
@@ -158,6 +161,7 @@ impl Default for Config {
             ingest: IngestSection::default(),
             route: Vec::new(),
             rule: Vec::new(),
+            rpc: Vec::new(),
         }
     }
 }
@@ -295,6 +299,9 @@ impl Config {
         for rule in &self.rule {
             rule.validate()?;
         }
+        for rpc in &self.rpc {
+            rpc.validate()?;
+        }
         self.ingest.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
             format!(
                 "ingest.timezone: `{}` is not a time zone name such as UTC or Europe/Berlin",
@@ -339,6 +346,15 @@ impl Config {
         };
         rules.extend(self.rule.iter().cloned());
         rules
+    }
+
+    /// The request topics in force: configured first, then (unless turned off) seed 004's.
+    pub fn rpc_routes(&self) -> Vec<RpcRoute> {
+        let mut routes = self.rpc.clone();
+        if self.ingest.default_routes {
+            routes.extend(crate::rpc::default_routes());
+        }
+        routes
     }
 
     /// Every MQTT listener address with its protocol label (`mqtt` or `mqtt-v5`).

@@ -21,6 +21,7 @@ pub mod ingest;
 pub mod logging;
 pub mod metrics;
 pub mod query;
+pub mod rpc;
 pub mod rules;
 pub mod store;
 pub mod topic;

@@ -11,6 +11,7 @@ pub use outbox::{Internal, Outbox, PublishError};
 use crate::config::Config;
 use crate::ingest::Intake;
 use crate::metrics::Metrics;
+use rumqttd::local::{LinkRx, LinkTx};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,8 @@ use std::time::Duration;
 pub const TAP_CLIENT_ID: &str = "edgemq-tap";
 /// The client id of the link edgemq publishes its own messages through (it only writes).
 pub const OUTBOX_CLIENT_ID: &str = "edgemq-outbox";
+/// The client id of the link MQTT requests arrive on.
+pub const RPC_CLIENT_ID: &str = "edgemq-rpc";
 
 /// A running broker.
 pub struct Broker {
@@ -26,6 +29,8 @@ pub struct Broker {
     pub outbox: Arc<Outbox>,
     /// The MQTT listeners as bound: (label, address).
     pub listeners: Vec<(&'static str, SocketAddr)>,
+    /// The link MQTT requests arrive on (taken by `rpc`).
+    pub rpc_link: Option<(LinkTx, LinkRx)>,
 }
 
 /// Why the broker could not start.
@@ -116,6 +121,7 @@ pub fn start(
     tap_tx.subscribe("#").map_err(link_error)?;
     let (outbox_tx, outbox_rx) = broker.link(OUTBOX_CLIENT_ID).map_err(link_error)?;
     let outbox = Arc::new(Outbox::new(outbox_tx));
+    let rpc_link = broker.link(RPC_CLIENT_ID).map_err(link_error)?;
     std::thread::Builder::new()
         .name("outbox-link".into())
         .spawn(move || outbox::drain(outbox_rx))?;
@@ -149,5 +155,9 @@ pub fn start(
             }
         })?;
     }
-    Ok(Broker { outbox, listeners })
+    Ok(Broker {
+        outbox,
+        listeners,
+        rpc_link: Some(rpc_link),
+    })
 }

@@ -4,10 +4,13 @@
 
 use bytes::Bytes;
 use rumqttd::local::{LinkRx, LinkTx};
+use rumqttd::protocol::{Packet, Publish, PublishProperties};
 use rumqttd::Notification;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 
 /// What the tap should do with a publication it recognises as edgemq's own.
 pub enum Internal {
@@ -49,6 +52,23 @@ impl Outbox {
             topic.to_string().into(),
             payload.into(),
             Pending::Publication,
+            None,
+        )
+    }
+
+    /// Publishes a reply, with the request's MQTT 5 correlation data when it had some.
+    pub fn publish_reply(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        correlation: Option<Bytes>,
+    ) -> Result<(), PublishError> {
+        let properties = crate::rpc::reply_properties(correlation);
+        self.send(
+            topic.to_string().into(),
+            payload.into(),
+            Pending::Publication,
+            properties,
         )
     }
 
@@ -58,11 +78,17 @@ impl Outbox {
         let seq = self.barrier_seq.fetch_add(1, Ordering::Relaxed);
         let (done, fired) = flume::bounded(1);
         let topic = format!("edgemq/internal/barrier/{}/{seq}", std::process::id());
-        self.send(topic.into(), Bytes::new(), Pending::Barrier(done))?;
+        self.send(topic.into(), Bytes::new(), Pending::Barrier(done), None)?;
         Ok(fired)
     }
 
-    fn send(&self, topic: Bytes, payload: Bytes, what: Pending) -> Result<(), PublishError> {
+    fn send(
+        &self,
+        topic: Bytes,
+        payload: Bytes,
+        what: Pending,
+        properties: Option<PublishProperties>,
+    ) -> Result<(), PublishError> {
         let key = (topic.clone(), payload.clone());
         self.pending
             .lock()
@@ -71,11 +97,15 @@ impl Outbox {
             .or_default()
             .push(what);
         self.pending_count.fetch_add(1, Ordering::Release);
-        let sent = self
-            .link
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .publish(topic, payload);
+        let mut link = self.link.lock().unwrap_or_else(|e| e.into_inner());
+        let sent = match properties {
+            None => link.publish(topic, payload).map(drop),
+            Some(props) => {
+                let packet = Packet::Publish(Publish::new(topic, payload, false), Some(props));
+                complete_now(link.send(packet)).map(drop)
+            }
+        };
+        drop(link);
         if let Err(e) = sent {
             self.take(&key.0, &key.1);
             return Err(PublishError(e.to_string()));
@@ -100,6 +130,21 @@ impl Outbox {
             Pending::Publication => Internal::Publication,
             Pending::Barrier(done) => Internal::Barrier(done),
         })
+    }
+}
+
+/// Runs a future that completes without waiting. `LinkTx::send` is `async` but only does a
+/// blocking channel send inside, so its first poll finishes it.
+fn complete_now<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(output) = future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            return output;
+        }
+        std::thread::yield_now();
     }
 }
 
