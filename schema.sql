@@ -140,3 +140,16 @@ CREATE TABLE IF NOT EXISTS metric_stats (
     sum       REAL NOT NULL,
     PRIMARY KEY (device_id, metric)
 ) WITHOUT ROWID;
+
+-- Per-minute rollups of every numeric field of telemetry, kept by the writer, so a chart of a day
+-- or a week reads at most one narrow row per minute instead of every message.
+CREATE TABLE IF NOT EXISTS metric_minutes (
+    device_id TEXT NOT NULL,
+    metric    TEXT NOT NULL,
+    minute    INTEGER NOT NULL,   -- unix minutes of device time
+    count     INTEGER NOT NULL,
+    min       REAL NOT NULL,
+    max       REAL NOT NULL,
+    sum       REAL NOT NULL,
+    PRIMARY KEY (device_id, metric, minute)
+) WITHOUT ROWID;

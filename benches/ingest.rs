@@ -16,12 +16,13 @@
 //! Commit time is observed by polling `max(id)` every millisecond from a read connection;
 //! each payload carries its publish time, so latency = first poll that saw the row - publish.
 
+mod support;
+
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+use support::{now_us, percentile, Edgemq};
 
 struct Args {
     clients: usize,
@@ -79,13 +80,6 @@ fn args() -> Args {
         };
     }
     args
-}
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
 }
 
 /// Topic and ~150-byte payload of message `seq` from `client`.
@@ -166,23 +160,6 @@ async fn publisher(
     let _ = tokio::time::timeout(Duration::from_millis(500), eventloop.poll()).await;
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 fn main() {
     let args = args();
     let qos = if args.qos == QoS::AtMostOnce { 0 } else { 1 };
@@ -215,33 +192,8 @@ fn main() {
 /// One run on a fresh edgemq; returns the persisted rate, if nothing was lost.
 fn run(args: &Args, payload: Payload) -> Option<f64> {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("bench.db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edgemq"))
-        .current_dir(dir.path())
-        .args(["--db", db.to_str().unwrap(), "--log-level", "info"])
-        .args([
-            "--mqtt",
-            "127.0.0.1:0",
-            "--mqtt-v5",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start edgemq");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let ready = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|l| l.contains("edgemq ready:"))
-        .expect("edgemq ready");
-    std::thread::spawn(move || lines.for_each(drop));
-    let field = |key: &str| -> SocketAddr {
-        let rest = &ready[ready.find(&format!(" {key}=")).unwrap() + key.len() + 2..];
-        rest[..rest.find(' ').unwrap()].parse().unwrap()
-    };
-    let (mqtt, http) = (field("mqtt"), field("http"));
+    let edgemq = Edgemq::start(dir.path());
+    let (mqtt, http, db) = (edgemq.mqtt, edgemq.http, edgemq.db.clone());
 
     // Poll commit progress: (microsecond timestamp, max id) every millisecond.
     let total = args.messages as i64;
@@ -269,7 +221,7 @@ fn run(args: &Args, payload: Payload) -> Option<f64> {
     let started_us = now_us() - started.elapsed().as_micros() as u64;
     let last_commit_us = observations.last().map_or(started_us, |(at, _)| *at);
     let persisted = Duration::from_micros(last_commit_us.saturating_sub(started_us));
-    let rss_mib = peak_rss_kib(child.id()) as f64 / 1024.0;
+    let rss_mib = edgemq.peak_rss_mib();
 
     let health: serde_json::Value = runtime.block_on(async {
         reqwest::get(format!("http://{http}/health"))
@@ -279,10 +231,7 @@ fn run(args: &Args, payload: Payload) -> Option<f64> {
             .await
             .unwrap()
     });
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let _ = child.wait();
+    drop(edgemq);
 
     let latencies = latencies(&db, &observations);
     let rows = rusqlite::Connection::open(&db)

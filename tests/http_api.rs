@@ -301,11 +301,11 @@ async fn native_api_pages_series_messages_alerts_and_clearing() {
     assert_eq!(a1["metrics"], json!(["humidity", "temperature"]));
     assert_eq!(get(&edgemq, "/api/v1/devices/nope").await.0, 404);
 
-    // A series over the last 5 minutes in 1-minute buckets.
+    // A series over the last 5 minutes: 30 s buckets read the messages, exactly [from, to).
     let from = now - 5 * 60_000;
     let (_, series) = get(
         &edgemq,
-        &format!("/api/v1/devices/a1/series?metric=temperature&from={from}&to={now}&bucket=1m"),
+        &format!("/api/v1/devices/a1/series?metric=temperature&from={from}&to={now}&bucket=30s"),
     )
     .await;
     let points = series["points"].as_array().unwrap();
@@ -317,6 +317,18 @@ async fn native_api_pages_series_messages_alerts_and_clearing() {
     assert!(points
         .iter()
         .all(|p| p["min"].as_f64() <= p["avg"].as_f64() && p["avg"].as_f64() <= p["max"].as_f64()));
+    // Whole-minute buckets come from the per-minute rollups: minutes starting in [from, to).
+    let (from_min, to_min) = ((now - 5 * 60_000) / 60_000 * 60_000, now / 60_000 * 60_000);
+    let (_, rolled) = get(
+        &edgemq,
+        &format!(
+            "/api/v1/devices/a1/series?metric=temperature&from={from_min}&to={to_min}&bucket=1m"
+        ),
+    )
+    .await;
+    let points = rolled["points"].as_array().unwrap();
+    let temps: Vec<f64> = points.iter().map(|p| p["avg"].as_f64().unwrap()).collect();
+    assert_eq!(temps, [20.0, 21.0, 22.0], "{rolled}");
     let (_, empty) = get(&edgemq, "/api/v1/devices/a1/series?metric=nothing_here").await;
     assert_eq!(empty["points"], json!([]));
 

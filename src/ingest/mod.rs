@@ -289,25 +289,29 @@ impl Ingest {
     }
 }
 
-/// Adds a telemetry message's numeric fields to the batch's per-device totals.
+/// Adds a telemetry message's numeric fields to the batch's per-device totals and per-minute
+/// rollups.
 fn add_totals(decoded: &decode::Decoded, batch: &mut Batch) {
     let (Some(device), Some(fields)) = (&decoded.record.device_id, &decoded.fields) else {
         return;
     };
+    let minute = decoded.record.device_time.div_euclid(60_000);
     for (metric, value) in fields {
         let Some(v) = value.as_f64() else { continue };
-        // Timestamps and counters are numbers too, but not metrics anyone charts min/max of.
+        // Timestamps are numbers too, but not metrics anyone charts.
         if matches!(metric.as_str(), "ts" | "timestamp" | "t") {
             continue;
         }
-        match batch.totals.get_mut(&(device.clone(), metric.clone())) {
-            Some(t) => t.add(v),
-            None => {
-                batch
-                    .totals
-                    .insert((device.clone(), metric.clone()), Totals::of(v));
-            }
-        }
+        batch
+            .totals
+            .entry((device.clone(), metric.clone()))
+            .and_modify(|t| t.add(v))
+            .or_insert(Totals::of(v));
+        batch
+            .minutes
+            .entry((device.clone(), metric.clone(), minute))
+            .and_modify(|t| t.add(v))
+            .or_insert(Totals::of(v));
     }
 }
 

@@ -101,10 +101,14 @@ impl Totals {
     }
 
     pub fn add(&mut self, value: f64) {
-        self.count += 1;
-        self.min = self.min.min(value);
-        self.max = self.max.max(value);
-        self.sum += value;
+        self.merge(&Totals::of(value));
+    }
+
+    pub fn merge(&mut self, other: &Totals) {
+        self.count += other.count;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.sum += other.sum;
     }
 }
 
@@ -118,6 +122,8 @@ pub struct Batch {
     pub alerts: Vec<AlertChange>,
     /// Telemetry totals of this batch by (device, metric), added to `metric_stats`.
     pub totals: rustc_hash::FxHashMap<(String, String), Totals>,
+    /// The same by (device, metric, unix minute of device time), added to `metric_minutes`.
+    pub minutes: rustc_hash::FxHashMap<(String, String, i64), Totals>,
 }
 
 impl Batch {
@@ -128,6 +134,7 @@ impl Batch {
             && self.states.is_empty()
             && self.alerts.is_empty()
             && self.totals.is_empty()
+            && self.minutes.is_empty()
     }
 
     /// Messages in the batch (records and dead letters): what `batch_max` bounds.
@@ -142,17 +149,16 @@ impl Batch {
         self.states.append(&mut other.states);
         self.alerts.append(&mut other.alerts);
         for (key, t) in other.totals.drain() {
-            match self.totals.get_mut(&key) {
-                Some(mine) => {
-                    mine.count += t.count;
-                    mine.min = mine.min.min(t.min);
-                    mine.max = mine.max.max(t.max);
-                    mine.sum += t.sum;
-                }
-                None => {
-                    self.totals.insert(key, t);
-                }
-            }
+            self.totals
+                .entry(key)
+                .and_modify(|mine| mine.merge(&t))
+                .or_insert(t);
+        }
+        for (key, t) in other.minutes.drain() {
+            self.minutes
+                .entry(key)
+                .and_modify(|mine| mine.merge(&t))
+                .or_insert(t);
         }
     }
 }

@@ -186,6 +186,17 @@ impl Writer {
                 upsert.execute((device, metric, t.count as i64, t.min, t.max, t.sum))?;
             }
         }
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO metric_minutes (device_id, metric, minute, count, min, max, sum)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (device_id, metric, minute) DO UPDATE SET count = count + excluded.count,
+                    min = min(min, excluded.min), max = max(max, excluded.max), sum = sum + excluded.sum",
+            )?;
+            for ((device, metric, minute), t) in &batch.minutes {
+                upsert.execute((device, metric, minute, t.count as i64, t.min, t.max, t.sum))?;
+            }
+        }
         tx.commit()
     }
 }

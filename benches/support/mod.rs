@@ -1,0 +1,89 @@
+//! What the benchmarks share: the real edgemq binary on ephemeral ports in a temp dir.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A running edgemq; SIGTERM on drop.
+pub struct Edgemq {
+    pub child: Child,
+    pub db: PathBuf,
+    pub mqtt: SocketAddr,
+    pub http: SocketAddr,
+}
+
+impl Edgemq {
+    pub fn start(dir: &Path) -> Edgemq {
+        let db = dir.join("bench.db");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_edgemq"))
+            .current_dir(dir)
+            .args(["--db", db.to_str().unwrap(), "--log-level", "info"])
+            .args([
+                "--mqtt",
+                "127.0.0.1:0",
+                "--mqtt-v5",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start edgemq");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let ready = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|l| l.contains("edgemq ready:"))
+            .expect("edgemq ready");
+        std::thread::spawn(move || lines.for_each(drop));
+        let field = |key: &str| -> SocketAddr {
+            let rest = &ready[ready.find(&format!(" {key}=")).unwrap() + key.len() + 2..];
+            rest[..rest.find(' ').unwrap()].parse().unwrap()
+        };
+        Edgemq {
+            mqtt: field("mqtt"),
+            http: field("http"),
+            child,
+            db,
+        }
+    }
+
+    pub fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let kib: u64 = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        kib as f64 / 1024.0
+    }
+}
+
+impl Drop for Edgemq {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+/// The value at fraction `p` of sorted samples.
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
