@@ -29,7 +29,7 @@ fn arg(name: &str, default: usize) -> usize {
 /// with device times spread evenly over the last day.
 fn fill_message(i: usize, total: usize, devices: usize, now_ms: i64) -> (String, String) {
     let ts = now_ms - DAY_MS + (i as i64 * DAY_MS / total as i64);
-    if i % 25 == 0 {
+    if i.is_multiple_of(25) {
         let iso = chrono::DateTime::from_timestamp_millis(ts)
             .unwrap()
             .to_rfc3339();
