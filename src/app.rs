@@ -81,7 +81,9 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         route.offline_after.map(|d| d.as_millis() as i64)
     };
     let rules = Rules::new(config.rules(), rules_state, offline_after);
+    let (live, _) = tokio::sync::broadcast::channel(1024);
     let ingest = Ingest {
+        live: live.clone(),
         settings: DecodeSettings {
             max_payload: config.ingest.max_payload,
             zone: config
@@ -112,6 +114,7 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     );
 
     let db = Db::new(db_path.clone());
+    let (closing, closing_rx) = tokio::sync::watch::channel(false);
     if let Some((tx, rx)) = broker.rpc_link.take() {
         let rpc = Rpc {
             routes: config.rpc_routes(),
@@ -129,7 +132,12 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         stored_at_start,
         started_at,
         token: config.http.token.as_deref().map(Arc::from),
+        live,
+        closing: closing_rx,
     };
+    if let Some(meters) = broker.meters.take() {
+        tokio::spawn(broker::watch_meters(meters, metrics.clone()));
+    }
     let app = http::router(state, &config.http.cors_origins);
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(http::serve(http_listener, app, async {
@@ -139,6 +147,7 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     let signal = signal.await;
     tracing::info!("{signal}: shutting down, flushing the store");
     let _ = stop_http.send(());
+    let _ = closing.send(true);
 
     match broker.outbox.barrier() {
         Ok(fired) => {

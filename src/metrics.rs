@@ -35,6 +35,8 @@ pub struct Metrics {
     pub internal_seen: AtomicU64,
     /// Unix milliseconds of the last device message received; 0 = none yet.
     pub last_message_ms: AtomicU64,
+    /// MQTT clients connected now (from the router's meters, edgemq's own links left out).
+    pub connected_clients: AtomicU64,
     /// Messages waiting between the tap and the writer (sampled by the writer).
     pub queue_depth: AtomicU64,
     pub commits: AtomicU64,

@@ -31,6 +31,25 @@ pub struct Broker {
     pub listeners: Vec<(&'static str, SocketAddr)>,
     /// The link MQTT requests arrive on (taken by `rpc`).
     pub rpc_link: Option<(LinkTx, LinkRx)>,
+    /// The router's meters, once a second (taken by `watch_meters`).
+    pub meters: Option<rumqttd::meters::MetersLink>,
+}
+
+/// edgemq's own links into the router (tap, outbox, rpc): not clients.
+const OWN_LINKS: usize = 3;
+
+/// Keeps `connected_clients` up to date from the router's meters until the router goes.
+pub async fn watch_meters(meters: rumqttd::meters::MetersLink, metrics: Arc<Metrics>) {
+    while let Ok(batch) = meters.next().await {
+        for meter in batch {
+            if let rumqttd::Meter::Router(_, router) = meter {
+                let clients = router.total_connections.saturating_sub(OWN_LINKS);
+                metrics
+                    .connected_clients
+                    .store(clients as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// Why the broker could not start.
@@ -114,6 +133,9 @@ pub fn start(
     metrics: Arc<Metrics>,
 ) -> Result<Broker, StartError> {
     let mut broker = rumqttd::Broker::new(config.to_rumqttd());
+    let meters = broker
+        .meters()
+        .map_err(|e| StartError::Link(e.to_string()))?;
     let link_error = |e: rumqttd::local::LinkError| StartError::Link(e.to_string());
     // The tap's link only reads and the outbox's only writes, so the tap's scheduling in the
     // router never depends on edgemq's own publications.
@@ -159,5 +181,6 @@ pub fn start(
         outbox,
         listeners,
         rpc_link: Some(rpc_link),
+        meters: Some(meters),
     })
 }

@@ -54,6 +54,7 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
         "errors": errors,
         "skipped": skipped,
         "queue_depth": m.queue_depth.load(Relaxed),
+        "connected_clients": m.connected_clients.load(Relaxed),
         "last_message_time": last_message_time,
         "uptime_seconds": state.started_at.elapsed().as_secs(),
     });
@@ -136,6 +137,11 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             "edgemq_queue_depth",
             "Messages waiting between the broker tap and the store.",
             m.queue_depth.load(Relaxed),
+        ),
+        (
+            "edgemq_connected_clients",
+            "MQTT clients connected.",
+            m.connected_clients.load(Relaxed),
         ),
         (
             "edgemq_database_size_bytes",

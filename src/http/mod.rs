@@ -4,6 +4,7 @@
 
 mod error;
 mod health;
+mod live;
 mod params;
 mod seeds;
 mod v1;
@@ -60,6 +61,10 @@ pub struct AppState {
     pub stored_at_start: u64,
     pub started_at: std::time::Instant,
     pub token: Option<Arc<str>>,
+    /// Live events for the dashboard.
+    pub live: tokio::sync::broadcast::Sender<crate::ingest::LiveEvent>,
+    /// Becomes true when edgemq is stopping: long-lived responses end.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Both `/path` and `/path/`, as seed 003's clients use either.
@@ -75,6 +80,9 @@ fn both<S: Clone + Send + Sync + 'static>(
 
 pub fn router(state: AppState, cors_origins: &[String]) -> Router {
     let open = Router::new()
+        .route("/", get(live::index))
+        .route("/dashboard/app.js", get(live::script))
+        .route("/dashboard/style.css", get(live::style))
         .route("/health", get(health::health))
         .route("/metrics", get(health::metrics))
         .route("/health/mqtt-monitor", get(seeds::mqtt_monitor));
@@ -94,6 +102,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/api/v1/alerts/:id", get(v1::alert))
         .route("/api/v1/alerts/:id/clear", post(v1::clear_alert))
         .route("/api/v1/dead-letters", get(v1::dead_letters))
+        .route("/api/v1/events", get(live::events))
         .route("/api/v1/openapi.json", get(v1::openapi));
     api = both(api, "/api/devices", get(seeds::api_devices));
     api = both(api, "/api/telemetry", get(seeds::api_telemetry));
@@ -121,12 +130,20 @@ fn cors(origins: &[String]) -> CorsLayer {
 
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if let Some(token) = &state.token {
-        let given = request
+        // A browser's EventSource cannot set headers, so `?access_token=` is accepted too.
+        let from_query = request.uri().query().and_then(|q| {
+            q.split('&')
+                .find_map(|pair| pair.strip_prefix("access_token="))
+                .map(str::to_string)
+        });
+        let from_header = request
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token) {
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_string);
+        let given = from_header.or(from_query);
+        if given.as_deref() != Some(&**token) {
             let mut response = ApiError {
                 status: axum::http::StatusCode::UNAUTHORIZED,
                 detail: "this endpoint needs `Authorization: Bearer <token>` ([http] token)".into(),

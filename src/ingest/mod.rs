@@ -92,8 +92,46 @@ impl Incoming {
     }
 }
 
+/// What a live view (the dashboard) hears as it happens.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(untagged)]
+pub enum LiveEvent {
+    /// A device's latest message in a batch, with its numeric fields.
+    Message {
+        device_id: String,
+        topic: String,
+        kind: Option<&'static str>,
+        received_at: String,
+        values: serde_json::Map<String, serde_json::Value>,
+    },
+    /// An alert raised or cleared.
+    Alert {
+        #[serde(flatten)]
+        alert: crate::store::Alert,
+        state: &'static str,
+    },
+    /// A device went online or offline.
+    Device { device_id: String, online: bool },
+}
+
+impl LiveEvent {
+    /// The server-sent event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LiveEvent::Message { .. } => "message",
+            LiveEvent::Alert { .. } => "alert",
+            LiveEvent::Device { .. } => "device",
+        }
+    }
+}
+
+/// Devices reported to live views per batch, at most.
+const LIVE_DEVICES_PER_BATCH: usize = 200;
+
 /// The ingest stage and everything it owns.
 pub struct Ingest {
+    /// Live events; nothing is built while no one listens.
+    pub live: tokio::sync::broadcast::Sender<LiveEvent>,
     pub routes: Routes,
     pub settings: DecodeSettings,
     pub rules: Rules,
@@ -253,7 +291,52 @@ impl Ingest {
         for change in &batch.alerts {
             self.publish_alert(change);
         }
+        if self.live.receiver_count() > 0 {
+            self.tell_live_views(&batch);
+        }
         store.send(StoreOp::Batch(batch)).is_ok()
+    }
+
+    /// Each device's latest message in the batch, its presence changes and its alerts.
+    fn tell_live_views(&self, batch: &Batch) {
+        let mut seen = rustc_hash::FxHashSet::default();
+        for record in batch.records.iter().rev() {
+            let Some(device) = &record.device_id else {
+                continue;
+            };
+            if seen.len() >= LIVE_DEVICES_PER_BATCH || !seen.insert(device.as_str()) {
+                continue;
+            }
+            let values = match crate::query::payload_json(&record.payload) {
+                serde_json::Value::Object(fields) => {
+                    fields.into_iter().filter(|(_, v)| v.is_number()).collect()
+                }
+                _ => serde_json::Map::new(),
+            };
+            let _ = self.live.send(LiveEvent::Message {
+                device_id: device.clone(),
+                topic: record.topic.clone(),
+                kind: record.kind,
+                received_at: crate::query::iso_ms(record.received_at),
+                values,
+            });
+        }
+        for change in batch.devices.iter().filter(|d| d.online.is_some()) {
+            let _ = self.live.send(LiveEvent::Device {
+                device_id: change.device_id.clone(),
+                online: change.online.unwrap_or(true),
+            });
+        }
+        for change in &batch.alerts {
+            let (alert, state) = match change {
+                AlertChange::Raised(a) => (a, "raised"),
+                AlertChange::Cleared(a) => (a, "cleared"),
+            };
+            let _ = self.live.send(LiveEvent::Alert {
+                alert: alert.clone(),
+                state,
+            });
+        }
     }
 
     /// Alerts go out on `edgemq/alerts/<device_id>/<type>` with `state` raised or cleared;
