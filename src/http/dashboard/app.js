@@ -78,7 +78,7 @@ async function selectDevice(id) {
   status.className = "status " + (d.online ? "online" : "offline");
   const select = $("dv-metric");
   const metrics = d.metrics.length ? d.metrics : Object.keys(d.latest || {});
-  if (!metrics.includes(state.metric)) state.metric = metrics[0] || null;
+  if (!metrics.includes(state.metric)) state.metric = metrics.includes("temperature") ? "temperature" : metrics[0] || null;
   select.replaceChildren(...metrics.map((m) => new Option(m, m, false, m === state.metric)));
   const stateBody = $("dv-state").querySelector("tbody");
   stateBody.replaceChildren(...Object.entries(d.state).map(([k, v]) => {

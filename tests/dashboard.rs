@@ -1,0 +1,280 @@
+//! The dashboard in a real browser (Debian's chromium, driven through chromedriver): it loads
+//! with no console errors, a device that publishes appears with its value without a reload, its
+//! chart draws points, a threshold breach shows an alert, clearing it works, and it fits a phone.
+
+mod common;
+
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// chromedriver on a free port; killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver is installed by .ci/run");
+        let ready = eventually(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(ready, "chromedriver did not start");
+        Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// chromedriver's browser console log (`goog:loggingPrefs` must ask for it).
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({"type": "browser"}).to_string()),
+        )
+    }
+}
+
+async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
+    let capabilities = json!({
+        "browserName": "chrome",
+        "goog:loggingPrefs": { "browser": "ALL" },
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--window-size=1200,1400",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        },
+    });
+    let Value::Object(capabilities) = capabilities else {
+        unreachable!()
+    };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a chromium session")
+}
+
+/// Waits until the page's JavaScript `expression` is true.
+async fn until(client: &Client, what: &str, expression: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let value = client
+            .execute(&format!("return !!({expression});"), vec![])
+            .await
+            .unwrap();
+        if value == Value::Bool(true) {
+            return;
+        }
+        if Instant::now() > deadline {
+            let body = client
+                .execute("return document.body.innerText;", vec![])
+                .await
+                .unwrap();
+            panic!(
+                "the page never showed {what}; it shows:\n{}",
+                body.as_str().unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn row_text(selector: &str) -> String {
+    format!("(document.querySelector({selector:?}) || {{innerText: ''}}).innerText")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_devices_charts_and_alerts_live() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    // A device with history, so the chart has points from the start.
+    let now = chrono::Utc::now().timestamp_millis();
+    for k in 0..5 {
+        let payload = format!(
+            r#"{{"deviceId":"lab-1","ts":{},"temperature":{},"humidity":40}}"#,
+            now - 60_000 * (5 - k),
+            21 + k
+        );
+        mosquitto_pub(&edgemq, "devices/lab-1/telemetry", payload.as_bytes(), &[]);
+    }
+    rows_eventually(&edgemq.db, "SELECT id FROM messages", 5);
+
+    let driver = Driver::start();
+    let profile = temp_dir();
+    let client = browser(&driver, profile.path()).await;
+    client.goto(&edgemq.url("/")).await.unwrap();
+    until(
+        &client,
+        "the live connection",
+        "document.getElementById('h-live').innerText === 'live'",
+    )
+    .await;
+    until(
+        &client,
+        "lab-1",
+        &format!("{}.includes('lab-1')", row_text("tr[data-device='lab-1']")),
+    )
+    .await;
+
+    // A new device publishes: it appears with its value, without a reload.
+    mosquitto_pub(
+        &edgemq,
+        "devices/live-7/telemetry",
+        br#"{"deviceId":"live-7","temperature":24.5,"humidity":41}"#,
+        &[],
+    );
+    until(
+        &client,
+        "live-7 with 24.50",
+        &format!(
+            "{}.includes('temperature 24.50')",
+            row_text("tr[data-device='live-7']")
+        ),
+    )
+    .await;
+    until(
+        &client,
+        "live-7 written ONLINE",
+        &format!(
+            "{}.includes('ONLINE')",
+            row_text("tr[data-device='live-7']")
+        ),
+    )
+    .await;
+
+    // Its view draws a chart with points.
+    client
+        .find(Locator::Css("tr[data-device='lab-1']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &client,
+        "the device view",
+        "!document.getElementById('device-view').hidden",
+    )
+    .await;
+    until(
+        &client,
+        "chart points",
+        "Number(document.getElementById('chart').dataset.points) > 0",
+    )
+    .await;
+
+    // A threshold breach shows an alert; clearing it works.
+    mosquitto_pub(
+        &edgemq,
+        "devices/live-7/telemetry",
+        br#"{"deviceId":"live-7","temperature":36.0,"humidity":41}"#,
+        &[],
+    );
+    let alert_row = "[...document.querySelectorAll('#alerts tbody tr')].find(r => r.innerText.includes('HIGH_TEMP'))";
+    until(
+        &client,
+        "the HIGH_TEMP alert, open",
+        &format!("({alert_row} || {{innerText: ''}}).innerText.includes('OPEN')"),
+    )
+    .await;
+    client
+        .find(Locator::Css("#alerts tbody tr button.clear"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &client,
+        "the alert cleared",
+        &format!("({alert_row} || {{innerText: ''}}).innerText.includes('CLEARED')"),
+    )
+    .await;
+    let cleared = query(
+        &edgemq.db,
+        "SELECT cleared_at IS NOT NULL FROM alerts WHERE type = 'HIGH_TEMP'",
+    );
+    assert_eq!(cleared, [["1"]]);
+
+    // The header shows the broker's health.
+    until(
+        &client,
+        "stored count",
+        "Number(document.getElementById('h-stored').innerText) >= 7",
+    )
+    .await;
+
+    let screenshot = client.screenshot().await.unwrap();
+    assert!(screenshot.starts_with(b"\x89PNG"), "a PNG screenshot");
+    if let Ok(path) = std::env::var("EDGEMQ_SCREENSHOT") {
+        std::fs::write(path, &screenshot).unwrap();
+    }
+
+    // At phone width nothing overflows the page sideways.
+    client.set_window_size(390, 844).await.unwrap();
+    until(
+        &client,
+        "no sideways overflow",
+        "document.documentElement.scrollWidth <= window.innerWidth + 1",
+    )
+    .await;
+
+    let log = client.issue_cmd(BrowserLog).await.unwrap();
+    let errors: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    // The log does catch errors: a probe shows up in it.
+    client
+        .execute("console.error('edgemq-probe');", vec![])
+        .await
+        .unwrap();
+    let log = client.issue_cmd(BrowserLog).await.unwrap();
+    assert!(
+        log.to_string().contains("edgemq-probe"),
+        "the browser log is read: {log}"
+    );
+    client.close().await.unwrap();
+}
