@@ -13,6 +13,10 @@
 //! against the rules (HIGH_TEMP, the ranges). Each payload kind runs on a fresh edgemq, one
 //! after the other, so the figures are side by side from one run.
 //!
+//! `--matrix` runs raw payloads at QoS 0 and 1 with 1, 10 and 100 clients instead, and when
+//! `mosquitto` is installed, runs Mosquitto on the same load as the reference: its pub→sub rate
+//! (a subscriber on `#` receiving every message), and edgemq's persisted rate as a ratio of it.
+//!
 //! Commit time is observed by polling `max(id)` every millisecond from a read connection;
 //! each payload carries its publish time, so latency = first poll that saw the row - publish.
 
@@ -161,7 +165,10 @@ async fn publisher(
 }
 
 fn main() {
-    let args = args();
+    let mut args = args();
+    if std::env::args().any(|a| a == "--matrix") {
+        return matrix(&mut args);
+    }
     let qos = if args.qos == QoS::AtMostOnce { 0 } else { 1 };
     println!(
         "ingest: {} clients, {} messages of ~150 B each run, QoS {qos}, {}",
@@ -175,7 +182,8 @@ fn main() {
     );
     let mut rates = Vec::new();
     for &payload in &args.payloads {
-        rates.push((payload, run(&args, payload)));
+        let (rate, rows) = run(&args, payload);
+        rates.push((payload, (rows == args.messages).then_some(rate)));
     }
     match rates[..] {
         [(Payload::Raw, Some(raw)), (Payload::Seed, Some(seed))] => println!(
@@ -189,8 +197,112 @@ fn main() {
     }
 }
 
-/// One run on a fresh edgemq; returns the persisted rate, if nothing was lost.
-fn run(args: &Args, payload: Payload) -> Option<f64> {
+/// QoS 0 and 1 × 1, 10 and 100 clients, raw payloads, with Mosquitto as the reference.
+fn matrix(args: &mut Args) {
+    let mosquitto = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let mut table = Vec::new();
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+        for clients in [1, 10, 100] {
+            args.qos = qos;
+            args.clients = clients;
+            let q = if qos == QoS::AtMostOnce { 0 } else { 1 };
+            println!("== QoS {q}, {clients} clients, {} messages", args.messages);
+            let edgemq = run(args, Payload::Raw);
+            let reference = mosquitto.map(|bin| mosquitto_pub_sub(bin, args));
+            table.push((q, clients, edgemq, reference));
+        }
+    }
+    println!();
+    println!("| QoS | clients | edgemq persisted msg/s | stored | Mosquitto pub→sub msg/s | delivered | ratio |");
+    println!("|---|---|---|---|---|---|---|");
+    for (q, clients, (rate, rows), reference) in table {
+        let (mrate, mgot) = reference.unwrap_or((0.0, 0));
+        let ratio = if mrate > 0.0 {
+            format!("{:.2}", rate / mrate)
+        } else {
+            "–".into()
+        };
+        println!(
+            "| {q} | {clients} | {rate:.0} | {rows} of {} | {mrate:.0} | {mgot} of {} | {ratio} |",
+            args.messages, args.messages
+        );
+    }
+}
+
+/// Mosquitto on a free port, a subscriber on `#`, the same publishers: (delivered msg/s, delivered).
+fn mosquitto_pub_sub(bin: &str, args: &Args) -> (f64, usize) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\npersistence false\n")).unwrap();
+    let mut broker = std::process::Command::new(bin)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start mosquitto");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let total = args.messages;
+    let result = runtime.block_on(async {
+        let mut options = MqttOptions::new("reference-sub", "127.0.0.1", port);
+        options.set_inflight(100);
+        let (sub, mut events) = AsyncClient::new(options, 100);
+        sub.subscribe("#", args.qos).await.unwrap();
+        loop {
+            if let Ok(Event::Incoming(Packet::SubAck(_))) = events.poll().await {
+                break;
+            }
+        }
+        let counter = tokio::spawn(async move {
+            let mut got = 0;
+            let mut last = Instant::now();
+            let started = Instant::now();
+            while got < total {
+                match tokio::time::timeout(Duration::from_secs(10), events.poll()).await {
+                    Ok(Ok(Event::Incoming(Packet::Publish(_)))) => {
+                        got += 1;
+                        last = Instant::now();
+                    }
+                    Ok(Ok(_)) => {}
+                    _ => break,
+                }
+            }
+            (got, last.duration_since(started))
+        });
+        let per_client = total / args.clients;
+        let publishers: Vec<_> = (0..args.clients)
+            .map(|c| {
+                let n = per_client + usize::from(c < total % args.clients);
+                tokio::spawn(publisher(addr, c, n, args.qos, Payload::Raw, 0))
+            })
+            .collect();
+        for p in publishers {
+            p.await.unwrap();
+        }
+        counter.await.unwrap()
+    });
+    let _ = broker.kill();
+    let _ = broker.wait();
+    let (got, took) = result;
+    let rate = got as f64 / took.as_secs_f64().max(1e-3);
+    println!("Mosquitto: {got} of {total} delivered to a subscriber on #, {rate:.0} msg/s");
+    (rate, got)
+}
+
+/// One run on a fresh edgemq: (persisted rate, rows stored).
+fn run(args: &Args, payload: Payload) -> (f64, usize) {
     let dir = tempfile::tempdir().unwrap();
     let edgemq = Edgemq::start(dir.path());
     let (mqtt, http, db) = (edgemq.mqtt, edgemq.http, edgemq.db.clone());
@@ -257,7 +369,7 @@ fn run(args: &Args, payload: Payload) -> Option<f64> {
         percentile(&latencies, 0.50) as f64 / 1000.0,
         percentile(&latencies, 0.99) as f64 / 1000.0
     );
-    (rows as usize == args.messages).then_some(rate)
+    (rate, rows as usize)
 }
 
 /// Returns (time in µs, max id) whenever max(id) changed, until it reaches `total` or stalls.
@@ -271,7 +383,7 @@ fn watch_commits(db: &Path, total: i64) -> Vec<(u64, i64)> {
     };
     let mut last = 0;
     let mut last_change = Instant::now();
-    while last < total && last_change.elapsed() < Duration::from_secs(30) {
+    while last < total && last_change.elapsed() < Duration::from_secs(10) {
         let max: i64 = conn
             .query_row("SELECT coalesce(max(id), 0) FROM messages", [], |r| {
                 r.get(0)

@@ -135,9 +135,12 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         live,
         closing: closing_rx,
     };
-    if let Some(meters) = broker.meters.take() {
-        tokio::spawn(broker::watch_meters(meters, metrics.clone()));
-    }
+    let mqtt_ports = broker
+        .listeners
+        .iter()
+        .map(|(_, addr)| addr.port())
+        .collect();
+    tokio::spawn(broker::watch_clients(mqtt_ports, metrics.clone()));
     let app = http::router(state, &config.http.cors_origins);
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(http::serve(http_listener, app, async {

@@ -382,16 +382,11 @@ impl Config {
                 .collect();
             (!map.is_empty()).then_some(map)
         };
-        // The router's meters (connected clients) are pushed once a second; the settings type
-        // has private fields, so it is built the way rumqttd reads it.
-        let metrics =
-            serde_json::from_value(serde_json::json!({ "meters": { "push_interval": 1 } })).ok();
         rumqttd::Config {
             id: self.id,
             router,
             v4: servers("v4", &self.v4),
             v5: servers("v5", &self.v5),
-            metrics,
             ..Default::default()
         }
     }

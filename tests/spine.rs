@@ -223,6 +223,31 @@ async fn health_and_metrics_report_what_was_stored() {
     assert_eq!(listeners.len(), 2);
     assert!(listeners.values().all(|up| up == true));
 
+    // A client that stays connected is counted.
+    let mut watcher = Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &edgemq.mqtt.port().to_string(),
+            "-t",
+            "x/#",
+        ])
+        .spawn()
+        .unwrap();
+    let mut clients = 0;
+    for _ in 0..50 {
+        clients = get_json(&edgemq, "/health").await["connected_clients"]
+            .as_u64()
+            .unwrap();
+        if clients == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    watcher.kill().unwrap();
+    assert_eq!(clients, 1, "one mosquitto_sub connected");
+
     let metrics = get_text(&edgemq, "/metrics").await;
     for line in [
         "edgemq_received_total 250",

@@ -31,25 +31,44 @@ pub struct Broker {
     pub listeners: Vec<(&'static str, SocketAddr)>,
     /// The link MQTT requests arrive on (taken by `rpc`).
     pub rpc_link: Option<(LinkTx, LinkRx)>,
-    /// The router's meters, once a second (taken by `watch_meters`).
-    pub meters: Option<rumqttd::meters::MetersLink>,
 }
 
-/// edgemq's own links into the router (tap, outbox, rpc): not clients.
-const OWN_LINKS: usize = 3;
-
-/// Keeps `connected_clients` up to date from the router's meters until the router goes.
-pub async fn watch_meters(meters: rumqttd::meters::MetersLink, metrics: Arc<Metrics>) {
-    while let Ok(batch) = meters.next().await {
-        for meter in batch {
-            if let rumqttd::Meter::Router(_, router) = meter {
-                let clients = router.total_connections.saturating_sub(OWN_LINKS);
-                metrics
-                    .connected_clients
-                    .store(clients as u64, std::sync::atomic::Ordering::Relaxed);
-            }
+/// Keeps `connected_clients` up to date: established TCP connections on the MQTT ports, read
+/// from the kernel once a second. (rumqttd's own meters would do it, but turning them on
+/// more than doubled edgemq's memory under load.)
+pub async fn watch_clients(ports: Vec<u16>, metrics: Arc<Metrics>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        ticks.tick().await;
+        let mut clients = 0;
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            let Ok(text) = tokio::fs::read_to_string(table).await else {
+                continue;
+            };
+            clients += established_on(&text, &ports);
         }
+        metrics
+            .connected_clients
+            .store(clients, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+/// Lines of a /proc/net/tcp table in state ESTABLISHED (01) whose local port is one of `ports`.
+fn established_on(table: &str, ports: &[u16]) -> u64 {
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let mut fields = line.split_whitespace();
+            let local = fields.nth(1).unwrap_or("");
+            let state = fields.nth(1).unwrap_or("");
+            let port = local
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            state == "01" && port.is_some_and(|p| ports.contains(&p))
+        })
+        .count() as u64
 }
 
 /// Why the broker could not start.
@@ -133,9 +152,6 @@ pub fn start(
     metrics: Arc<Metrics>,
 ) -> Result<Broker, StartError> {
     let mut broker = rumqttd::Broker::new(config.to_rumqttd());
-    let meters = broker
-        .meters()
-        .map_err(|e| StartError::Link(e.to_string()))?;
     let link_error = |e: rumqttd::local::LinkError| StartError::Link(e.to_string());
     // The tap's link only reads and the outbox's only writes, so the tap's scheduling in the
     // router never depends on edgemq's own publications.
@@ -181,6 +197,20 @@ pub fn start(
         outbox,
         listeners,
         rpc_link: Some(rpc_link),
-        meters: Some(meters),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_established_connections_on_our_ports() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:075B 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1
+   1: 0100007F:075B 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 2 1
+   2: 0100007F:075B 0100007F:D2F2 01 00000000:00000000 00:00000000 00000000     0        0 3 1
+   3: 0100007F:1F40 0100007F:D2F4 01 00000000:00000000 00:00000000 00000000     0        0 4 1
+";
+        // 0x075B = 1883 (one listening, two established); 0x1F40 = 8000 is not an MQTT port.
+        assert_eq!(super::established_on(table, &[1883]), 2);
+    }
 }

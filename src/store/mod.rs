@@ -7,7 +7,7 @@ mod writer;
 
 pub use state::{load_rules_state, RulesState};
 
-pub use writer::{spawn_writer, StoreOp};
+pub use writer::{spawn_writer, write_batch, StoreOp};
 
 use crate::config::Synchronous;
 use bytes::Bytes;

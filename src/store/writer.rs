@@ -133,72 +133,77 @@ impl Writer {
     }
 
     fn write(&mut self, batch: &Batch) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
-        insert_records(&tx, &batch.records)?;
-        {
-            let mut insert = tx.prepare_cached(
+        write_batch(&mut self.conn, batch)
+    }
+}
+
+/// Writes everything in `batch` in one transaction.
+pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    insert_records(&tx, &batch.records)?;
+    {
+        let mut insert = tx.prepare_cached(
                 "INSERT INTO dead_letters (received_at, topic, payload, reason) VALUES (?1, ?2, ?3, ?4)",
             )?;
-            for d in &batch.dead_letters {
-                insert.execute((d.received_at, &d.topic, d.payload.as_ref(), &d.reason))?;
-            }
+        for d in &batch.dead_letters {
+            insert.execute((d.received_at, &d.topic, d.payload.as_ref(), &d.reason))?;
         }
-        {
-            let mut update = tx.prepare_cached(
-                "UPDATE devices SET is_online = coalesce(?2, is_online),
+    }
+    {
+        let mut update = tx.prepare_cached(
+            "UPDATE devices SET is_online = coalesce(?2, is_online),
                     ip_address = coalesce(?3, ip_address),
                     firmware_version = coalesce(?4, firmware_version),
                     uptime = coalesce(?5, uptime)
                  WHERE device_id = ?1",
-            )?;
-            for d in &batch.devices {
-                update.execute((
-                    &d.device_id,
-                    d.online,
-                    &d.ip_address,
-                    &d.firmware_version,
-                    d.uptime,
-                ))?;
-            }
+        )?;
+        for d in &batch.devices {
+            update.execute((
+                &d.device_id,
+                d.online,
+                &d.ip_address,
+                &d.firmware_version,
+                d.uptime,
+            ))?;
         }
-        {
-            // Only the last value of each state in the batch matters.
-            let mut last = HashMap::new();
-            for s in &batch.states {
-                last.insert((&s.device_id, &s.name), s);
-            }
-            let mut upsert = tx.prepare_cached(
+    }
+    {
+        // Only the last value of each state in the batch matters.
+        let mut last = HashMap::new();
+        for s in &batch.states {
+            last.insert((&s.device_id, &s.name), s);
+        }
+        let mut upsert = tx.prepare_cached(
                 "INSERT INTO device_state (device_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (device_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
             )?;
-            for s in last.values() {
-                upsert.execute((&s.device_id, &s.name, &s.value, s.at))?;
-            }
+        for s in last.values() {
+            upsert.execute((&s.device_id, &s.name, &s.value, s.at))?;
         }
-        write_alerts(&tx, &batch.alerts)?;
-        {
-            let mut upsert = tx.prepare_cached(
+    }
+    write_alerts(&tx, &batch.alerts)?;
+    {
+        let mut upsert = tx.prepare_cached(
                 "INSERT INTO metric_stats (device_id, metric, count, min, max, sum) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (device_id, metric) DO UPDATE SET count = count + excluded.count,
                     min = min(min, excluded.min), max = max(max, excluded.max), sum = sum + excluded.sum",
             )?;
-            for ((device, metric), t) in &batch.totals {
-                upsert.execute((device, metric, t.count as i64, t.min, t.max, t.sum))?;
-            }
+        for ((device, metric), t) in &batch.totals {
+            upsert.execute((device, metric, t.count as i64, t.min, t.max, t.sum))?;
         }
-        {
-            let mut upsert = tx.prepare_cached(
+    }
+    {
+        let mut upsert = tx.prepare_cached(
                 "INSERT INTO metric_minutes (device_id, metric, minute, count, min, max, sum)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (device_id, metric, minute) DO UPDATE SET count = count + excluded.count,
                     min = min(min, excluded.min), max = max(max, excluded.max), sum = sum + excluded.sum",
             )?;
-            for ((device, metric, minute), t) in &batch.minutes {
-                upsert.execute((device, metric, minute, t.count as i64, t.min, t.max, t.sum))?;
-            }
+        for ((device, metric, minute), t) in &batch.minutes {
+            upsert.execute((device, metric, minute, t.count as i64, t.min, t.max, t.sum))?;
         }
-        tx.commit()
     }
+    tx.commit()
 }
 
 fn insert_records(tx: &rusqlite::Transaction, records: &[Record]) -> rusqlite::Result<()> {
