@@ -246,6 +246,7 @@ async fn health_and_metrics_report_what_was_stored() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     watcher.kill().unwrap();
+    watcher.wait().unwrap();
     assert_eq!(clients, 1, "one mosquitto_sub connected");
 
     let metrics = get_text(&edgemq, "/metrics").await;
