@@ -5,22 +5,14 @@ mod common;
 
 use common::*;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 /// mosquitto_sub on `filter`, its lines delivered on a channel.
 fn subscribe(edgemq: &Edgemq, filter: &str) -> (Child, mpsc::Receiver<String>) {
-    let mut child = Command::new("mosquitto_sub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &edgemq.mqtt.port().to_string(),
-            "-t",
-            filter,
-            "-v",
-        ])
+    let mut child = mosquitto(edgemq, "mosquitto_sub")
+        .args(["-t", filter, "-v"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("mosquitto_sub");
@@ -102,18 +94,8 @@ fn readings(edgemq: &Edgemq, count: usize, temperature: f64) {
 
 fn mosquitto_pub_lines(edgemq: &Edgemq, topic: &str, lines: &str) {
     use std::io::Write;
-    let mut child = Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &edgemq.mqtt.port().to_string(),
-            "-t",
-            topic,
-            "-l",
-            "-q",
-            "1",
-        ])
+    let mut child = mosquitto(edgemq, "mosquitto_pub")
+        .args(["-t", topic, "-l", "-q", "1"])
         .stdin(Stdio::piped())
         .spawn()
         .unwrap();

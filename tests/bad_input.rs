@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,16 +86,8 @@ async fn each_bad_message_is_a_dead_letter_with_its_reason() {
     ];
 
     // A subscriber on everything: it must keep receiving through all of it.
-    let mut watcher = Command::new("mosquitto_sub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &edgemq.mqtt.port().to_string(),
-            "-t",
-            "#",
-            "-C",
-        ])
+    let mut watcher = mosquitto(&edgemq, "mosquitto_sub")
+        .args(["-t", "#", "-C"])
         .arg((cases.len() + 1).to_string())
         .stdout(Stdio::piped())
         .spawn()

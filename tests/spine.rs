@@ -224,15 +224,8 @@ async fn health_and_metrics_report_what_was_stored() {
     assert!(listeners.values().all(|up| up == true));
 
     // A client that stays connected is counted.
-    let mut watcher = Command::new("mosquitto_sub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &edgemq.mqtt.port().to_string(),
-            "-t",
-            "x/#",
-        ])
+    let mut watcher = mosquitto(&edgemq, "mosquitto_sub")
+        .args(["-t", "x/#"])
         .spawn()
         .unwrap();
     let mut clients = 0;

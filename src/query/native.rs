@@ -13,6 +13,14 @@ pub struct Page {
 }
 
 impl Page {
+    /// A page of rows newest first by id: the cursor is the last id when the page is full.
+    fn by_id(items: Vec<Value>, limit: u32) -> Page {
+        let next_cursor = (items.len() == limit as usize)
+            .then(|| items.last().map(|item| item["id"].to_string()))
+            .flatten();
+        Page { items, next_cursor }
+    }
+
     pub fn to_json(&self) -> Value {
         json!({ "items": self.items, "next_cursor": self.next_cursor })
     }
@@ -288,10 +296,7 @@ pub fn alerts(conn: &Connection, f: &AlertFilter) -> rusqlite::Result<Page> {
             alert,
         )?
         .collect::<Result<_, _>>()?;
-    let next_cursor = (items.len() == f.limit as usize)
-        .then(|| items.last().map(|a| a["id"].to_string()))
-        .flatten();
-    Ok(Page { items, next_cursor })
+    Ok(Page::by_id(items, f.limit))
 }
 
 pub fn alert_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<Value>> {
@@ -319,8 +324,5 @@ pub fn dead_letters(
             }))
         })?
         .collect::<Result<_, _>>()?;
-    let next_cursor = (items.len() == limit as usize)
-        .then(|| items.last().map(|a| a["id"].to_string()))
-        .flatten();
-    Ok(Page { items, next_cursor })
+    Ok(Page::by_id(items, limit))
 }

@@ -218,19 +218,18 @@ pub async fn get_json(edgemq: &Edgemq, path: &str) -> serde_json::Value {
     response.json().await.expect("a JSON body")
 }
 
+/// A mosquitto client tool (`mosquitto_pub`, `mosquitto_sub`, ...) aimed at edgemq's MQTT port.
+pub fn mosquitto(edgemq: &Edgemq, tool: &str) -> Command {
+    let mut command = Command::new(tool);
+    command.args(["-h", "127.0.0.1", "-p", &edgemq.mqtt.port().to_string()]);
+    command
+}
+
 /// Publishes one message with mosquitto_pub (payload from stdin, so any bytes go through).
 pub fn mosquitto_pub(edgemq: &Edgemq, topic: &str, payload: &[u8], extra: &[&str]) {
     use std::io::Write;
-    let mut child = Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &edgemq.mqtt.port().to_string(),
-            "-t",
-            topic,
-            "-s",
-        ])
+    let mut child = mosquitto(edgemq, "mosquitto_pub")
+        .args(["-t", topic, "-s"])
         .args(extra)
         .stdin(Stdio::piped())
         .spawn()
