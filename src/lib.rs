@@ -7,7 +7,7 @@
 //! - `store`   — the writer thread that group-commits to SQLite; schema; read connections.
 //! - `topic`   — MQTT topic filter matching.
 //! - `query`   — the read side shared by http and rpc: seed queries, devices, series, alerts.
-//! - `http`    — axum: the seeds' endpoints, `/api/v1`, `/health`, `/metrics`.
+//! - `http`    — axum: seed endpoints, `/api/v1`, the dashboard, `/health`, `/metrics`.
 //! - `rpc`     — MQTT request/response (seed 004's request topics, MQTT 5 response topics).
 //! - `metrics` — the counters every stage updates and `/health` and `/metrics` read.
 //! - `logging` — console and rotating file logs.

@@ -3,8 +3,13 @@
 //! (refusals become dead letters), apply the rules, publish alerts, hand batches to the store.
 
 pub mod decode;
+mod live;
 pub mod route;
 pub mod time;
+mod warnings;
+
+pub use live::LiveEvent;
+pub use warnings::WarningLimit;
 
 use crate::broker::Outbox;
 use crate::metrics::Metrics;
@@ -18,7 +23,7 @@ use serde::Deserialize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `[ingest]`: limits and defaults for every route.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -92,39 +97,6 @@ impl Incoming {
     }
 }
 
-/// What a live view (the dashboard) hears as it happens.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(untagged)]
-pub enum LiveEvent {
-    /// A device's latest message in a batch, with its numeric fields.
-    Message {
-        device_id: String,
-        topic: String,
-        kind: Option<&'static str>,
-        received_at: String,
-        values: serde_json::Map<String, serde_json::Value>,
-    },
-    /// An alert raised or cleared.
-    Alert {
-        #[serde(flatten)]
-        alert: crate::store::Alert,
-        state: &'static str,
-    },
-    /// A device went online or offline.
-    Device { device_id: String, online: bool },
-}
-
-impl LiveEvent {
-    /// The server-sent event name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            LiveEvent::Message { .. } => "message",
-            LiveEvent::Alert { .. } => "alert",
-            LiveEvent::Device { .. } => "device",
-        }
-    }
-}
-
 /// Devices reported to live views per batch, at most.
 const LIVE_DEVICES_PER_BATCH: usize = 200;
 
@@ -139,52 +111,6 @@ pub struct Ingest {
     pub metrics: Arc<Metrics>,
     pub batch_max: usize,
     pub warnings: WarningLimit,
-}
-
-/// Dead-letter warnings logged per second; past that a device sending garbage would make
-/// logging the bottleneck. The rest are summed up in one line, and every one is stored.
-const DEAD_LETTER_WARNINGS_PER_SECOND: u32 = 10;
-
-/// Lets the first few warnings of each second through and counts the rest.
-pub struct WarningLimit {
-    window_start: Instant,
-    in_window: u32,
-    suppressed: u64,
-}
-
-impl Default for WarningLimit {
-    fn default() -> Self {
-        WarningLimit {
-            window_start: Instant::now(),
-            in_window: 0,
-            suppressed: 0,
-        }
-    }
-}
-
-impl WarningLimit {
-    fn allow(&mut self) -> bool {
-        self.roll();
-        self.in_window += 1;
-        if self.in_window > DEAD_LETTER_WARNINGS_PER_SECOND {
-            self.suppressed += 1;
-        }
-        self.in_window <= DEAD_LETTER_WARNINGS_PER_SECOND
-    }
-
-    /// Starts a new second when one has passed, saying how many warnings were held back.
-    fn roll(&mut self) {
-        if self.window_start.elapsed() < Duration::from_secs(1) {
-            return;
-        }
-        if self.suppressed > 0 {
-            tracing::warn!(
-                "{} more dead letters were not logged one by one (they are in the dead_letters table)",
-                self.suppressed
-            );
-        }
-        *self = WarningLimit::default();
-    }
 }
 
 /// Starts the ingest thread and its once-a-second tick. Ends when `intake` closes.
