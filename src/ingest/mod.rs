@@ -14,7 +14,7 @@ pub use warnings::WarningLimit;
 use crate::broker::Outbox;
 use crate::metrics::Metrics;
 use crate::rules::Rules;
-use crate::store::{AlertChange, Batch, DeadLetter, Record, StoreOp, Totals};
+use crate::store::{AlertChange, Batch, DeadLetter, Record, StoreOp};
 use bytes::Bytes;
 use decode::DecodeSettings;
 use route::Routes;
@@ -298,8 +298,7 @@ impl Ingest {
     }
 }
 
-/// Adds a telemetry message's numeric fields to the batch's per-device totals and per-minute
-/// rollups.
+/// Adds a telemetry message's numeric fields to the batch's per-device, per-minute totals.
 fn add_totals(decoded: &decode::Decoded, batch: &mut Batch) {
     let (Some(device), Some(fields)) = (&decoded.record.device_id, &decoded.fields) else {
         return;
@@ -308,19 +307,9 @@ fn add_totals(decoded: &decode::Decoded, batch: &mut Batch) {
     for (metric, value) in fields {
         let Some(v) = value.as_f64() else { continue };
         // Timestamps are numbers too, but not metrics anyone charts.
-        if matches!(metric.as_str(), "ts" | "timestamp" | "t") {
-            continue;
+        if !matches!(metric.as_str(), "ts" | "timestamp" | "t") {
+            batch.add_reading(device, metric, minute, v);
         }
-        batch
-            .totals
-            .entry((device.clone(), metric.clone()))
-            .and_modify(|t| t.add(v))
-            .or_insert(Totals::of(v));
-        batch
-            .minutes
-            .entry((device.clone(), metric.clone(), minute))
-            .and_modify(|t| t.add(v))
-            .or_insert(Totals::of(v));
     }
 }
 

@@ -120,10 +120,39 @@ pub struct Batch {
     pub devices: Vec<DeviceChange>,
     pub states: Vec<StateChange>,
     pub alerts: Vec<AlertChange>,
-    /// Telemetry totals of this batch by (device, metric), added to `metric_stats`.
-    pub totals: rustc_hash::FxHashMap<(String, String), Totals>,
-    /// The same by (device, metric, unix minute of device time), added to `metric_minutes`.
-    pub minutes: rustc_hash::FxHashMap<(String, String, i64), Totals>,
+    /// Telemetry totals of this batch by device, then metric and minute: added to
+    /// `metric_minutes` and, summed over minutes, to `metric_stats`.
+    pub totals: rustc_hash::FxHashMap<String, Vec<MinuteTotals>>,
+}
+
+/// Totals of one metric of one device within one minute of device time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MinuteTotals {
+    pub metric: String,
+    /// Unix minutes.
+    pub minute: i64,
+    pub totals: Totals,
+}
+
+impl Batch {
+    /// Adds a reading to the device's totals for that metric and minute.
+    pub fn add_reading(&mut self, device: &str, metric: &str, minute: i64, value: f64) {
+        let list = match self.totals.get_mut(device) {
+            Some(list) => list,
+            None => self.totals.entry(device.to_string()).or_default(),
+        };
+        match list
+            .iter_mut()
+            .find(|e| e.minute == minute && e.metric == metric)
+        {
+            Some(entry) => entry.totals.add(value),
+            None => list.push(MinuteTotals {
+                metric: metric.to_string(),
+                minute,
+                totals: Totals::of(value),
+            }),
+        }
+    }
 }
 
 impl Batch {
@@ -134,7 +163,6 @@ impl Batch {
             && self.states.is_empty()
             && self.alerts.is_empty()
             && self.totals.is_empty()
-            && self.minutes.is_empty()
     }
 
     /// Messages in the batch (records and dead letters): what `batch_max` bounds.
@@ -148,17 +176,16 @@ impl Batch {
         self.devices.append(&mut other.devices);
         self.states.append(&mut other.states);
         self.alerts.append(&mut other.alerts);
-        for (key, t) in other.totals.drain() {
-            self.totals
-                .entry(key)
-                .and_modify(|mine| mine.merge(&t))
-                .or_insert(t);
-        }
-        for (key, t) in other.minutes.drain() {
-            self.minutes
-                .entry(key)
-                .and_modify(|mine| mine.merge(&t))
-                .or_insert(t);
+        for (device, entries) in other.totals.drain() {
+            let mine = self.totals.entry(device).or_default();
+            for entry in entries {
+                let same =
+                    |e: &&mut MinuteTotals| e.minute == entry.minute && e.metric == entry.metric;
+                match mine.iter_mut().find(same) {
+                    Some(existing) => existing.totals.merge(&entry.totals),
+                    None => mine.push(entry),
+                }
+            }
         }
     }
 }

@@ -182,28 +182,39 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<()>
         }
     }
     write_alerts(&tx, &batch.alerts)?;
-    {
-        let mut upsert = tx.prepare_cached(
-                "INSERT INTO metric_stats (device_id, metric, count, min, max, sum) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (device_id, metric) DO UPDATE SET count = count + excluded.count,
-                    min = min(min, excluded.min), max = max(max, excluded.max), sum = sum + excluded.sum",
-            )?;
-        for ((device, metric), t) in &batch.totals {
-            upsert.execute((device, metric, t.count as i64, t.min, t.max, t.sum))?;
-        }
-    }
-    {
-        let mut upsert = tx.prepare_cached(
-                "INSERT INTO metric_minutes (device_id, metric, minute, count, min, max, sum)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (device_id, metric, minute) DO UPDATE SET count = count + excluded.count,
-                    min = min(min, excluded.min), max = max(max, excluded.max), sum = sum + excluded.sum",
-            )?;
-        for ((device, metric, minute), t) in &batch.minutes {
-            upsert.execute((device, metric, minute, t.count as i64, t.min, t.max, t.sum))?;
-        }
-    }
+    write_totals(&tx, batch)?;
     tx.commit()
+}
+
+/// Adds the batch's telemetry totals to `metric_minutes` and `metric_stats`.
+fn write_totals(tx: &rusqlite::Transaction, batch: &Batch) -> rusqlite::Result<()> {
+    let mut minutes = tx.prepare_cached(
+        "INSERT INTO metric_minutes (device_id, metric, minute, count, min, max, sum)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (device_id, metric, minute) DO UPDATE SET count = count + excluded.count,
+            min = min(min, excluded.min), max = max(max, excluded.max), sum = sum + excluded.sum",
+    )?;
+    let mut stats = tx.prepare_cached(
+        "INSERT INTO metric_stats (device_id, metric, count, min, max, sum) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (device_id, metric) DO UPDATE SET count = count + excluded.count,
+            min = min(min, excluded.min), max = max(max, excluded.max), sum = sum + excluded.sum",
+    )?;
+    for (device, entries) in &batch.totals {
+        for e in entries {
+            let t = &e.totals;
+            minutes.execute((
+                device,
+                &e.metric,
+                e.minute,
+                t.count as i64,
+                t.min,
+                t.max,
+                t.sum,
+            ))?;
+            stats.execute((device, &e.metric, t.count as i64, t.min, t.max, t.sum))?;
+        }
+    }
+    Ok(())
 }
 
 fn insert_records(tx: &rusqlite::Transaction, records: &[Record]) -> rusqlite::Result<()> {
