@@ -193,46 +193,31 @@ pub struct SeriesQuery<'a> {
     pub bucket_ms: i64,
 }
 
-/// count, min, avg and max of a device's metric per bucket of device time. Buckets of whole
-/// minutes come from the per-minute rollups (each minute counted in the bucket its start
-/// falls in); shorter buckets read the messages.
-pub fn series(conn: &Connection, q: &SeriesQuery) -> rusqlite::Result<Vec<Value>> {
-    if q.bucket_ms >= 60_000 {
-        return series_from_minutes(conn, q);
-    }
-    let path = format!("$.{}", q.metric);
-    let mut stmt = conn.prepare_cached(
-        "SELECT (device_time - ?3) / ?5 AS b, count(v), min(v), avg(v), max(v) FROM (
-            SELECT device_time, json_extract(payload, ?2) AS v FROM messages
-            WHERE device_id = ?1 AND device_time >= ?3 AND device_time < ?4 AND kind IS NOT NULL
-         ) WHERE typeof(v) IN ('integer', 'real') GROUP BY b ORDER BY b",
-    )?;
-    let rows = stmt.query_map(
-        params![q.device_id, path, q.from_ms, q.to_ms, q.bucket_ms],
-        |r| {
-            let start = q.from_ms + r.get::<_, i64>(0)? * q.bucket_ms;
-            Ok(json!({
-                "t": iso_ms(start),
-                "t_ms": start,
-                "count": r.get::<_, i64>(1)?,
-                "min": r.get::<_, f64>(2)?,
-                "avg": r.get::<_, f64>(3)?,
-                "max": r.get::<_, f64>(4)?,
-            }))
-        },
-    )?;
-    rows.collect()
-}
+/// Buckets from the messages: ?2 is the JSON path of the metric.
+const SERIES_FROM_MESSAGES: &str =
+    "SELECT (device_time - ?3) / ?5 AS b, count(v), min(v), avg(v), max(v) FROM (
+        SELECT device_time, json_extract(payload, ?2) AS v FROM messages
+        WHERE device_id = ?1 AND device_time >= ?3 AND device_time < ?4 AND kind IS NOT NULL
+    ) WHERE typeof(v) IN ('integer', 'real') GROUP BY b ORDER BY b";
 
-fn series_from_minutes(conn: &Connection, q: &SeriesQuery) -> rusqlite::Result<Vec<Value>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT (minute * 60000 - ?3) / ?5 AS b, sum(count), min(min), sum(sum) / sum(count), max(max)
-         FROM metric_minutes
-         WHERE device_id = ?1 AND metric = ?2 AND minute >= ?3 / 60000 AND minute * 60000 < ?4 AND minute * 60000 >= ?3
-         GROUP BY b ORDER BY b",
-    )?;
+/// Buckets from the per-minute rollups: ?2 is the metric's name.
+const SERIES_FROM_MINUTES: &str = "SELECT (minute * 60000 - ?3) / ?5 AS b, sum(count), min(min), sum(sum) / sum(count), max(max)
+    FROM metric_minutes
+    WHERE device_id = ?1 AND metric = ?2 AND minute >= ?3 / 60000 AND minute * 60000 < ?4 AND minute * 60000 >= ?3
+    GROUP BY b ORDER BY b";
+
+/// count, min, avg and max of a device's metric per bucket of device time. Buckets of a
+/// minute or more come from the per-minute rollups (each minute counted in the bucket its
+/// start falls in); shorter buckets read the messages.
+pub fn series(conn: &Connection, q: &SeriesQuery) -> rusqlite::Result<Vec<Value>> {
+    let (sql, metric) = if q.bucket_ms >= 60_000 {
+        (SERIES_FROM_MINUTES, q.metric.to_string())
+    } else {
+        (SERIES_FROM_MESSAGES, format!("$.{}", q.metric))
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(
-        params![q.device_id, q.metric, q.from_ms, q.to_ms, q.bucket_ms],
+        params![q.device_id, metric, q.from_ms, q.to_ms, q.bucket_ms],
         |r| {
             let start = q.from_ms + r.get::<_, i64>(0)? * q.bucket_ms;
             Ok(json!({
