@@ -258,11 +258,8 @@ fn error(message: &str, request_id: Option<Value>) -> Value {
     reply
 }
 
-/// Bytes of correlation data, as MQTT 5 carries them.
-pub type CorrelationData = Option<Bytes>;
-
 /// Properties for a reply: the correlation data, and nothing else.
-pub fn reply_properties(correlation: CorrelationData) -> Option<PublishProperties> {
+pub fn reply_properties(correlation: Option<Bytes>) -> Option<PublishProperties> {
     correlation.map(|data| PublishProperties {
         correlation_data: Some(data),
         ..Default::default()

@@ -246,8 +246,4 @@ impl Routes {
         };
         index.map(|i| &self.routes[i])
     }
-
-    pub fn iter(&self) -> impl Iterator<Item = &Route> {
-        self.routes.iter()
-    }
 }

@@ -13,7 +13,7 @@ use crate::ingest::decode::{Decoded, Effect};
 use crate::store::{Alert, AlertChange, Batch, RulesState, StateChange};
 use crate::topic;
 use anomaly::Window;
-pub use presence::Presence;
+use presence::Presence;
 use rustc_hash::FxHashMap;
 use serde_json::{json, Value};
 
@@ -91,11 +91,6 @@ impl Rules {
             presence: Presence::load(state.devices, offline_after),
             next_id: state.next_alert_id,
         }
-    }
-
-    /// Alerts open now.
-    pub fn open_alerts(&self) -> impl Iterator<Item = &Alert> {
-        self.open.iter()
     }
 
     /// Applies one decoded message: presence, state, thresholds, anomalies.
