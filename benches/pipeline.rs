@@ -58,7 +58,7 @@ fn one_message(c: &mut Criterion) {
             b.iter(|| {
                 let topic = std::str::from_utf8(&message.topic).unwrap();
                 let route = routes.find_cached(topic).expect("a route");
-                let decoded = decode(message, route, &settings).expect("valid");
+                let decoded = decode(message, topic, route, &settings).expect("valid");
                 rules.on_message(&decoded, Some(10_000), &mut batch);
                 batch.records.push(decoded.record);
                 if batch.records.len() >= 1000 {

@@ -42,13 +42,13 @@ pub enum Effect {
     State { name: String, value: String },
 }
 
-/// Decodes `incoming` as `route` says, or says why it cannot.
+/// Decodes `incoming` (whose topic, as text, is `topic`) as `route` says, or says why it cannot.
 pub fn decode(
     incoming: &Incoming,
+    topic: &str,
     route: &Route,
     settings: &DecodeSettings,
 ) -> Result<Decoded, String> {
-    let topic = String::from_utf8_lossy(&incoming.topic);
     let size = incoming.payload.len();
     if size > settings.max_payload {
         return Err(format!(
@@ -79,14 +79,14 @@ pub fn decode(
             }
         }
     }
-    let device_id = device_id(&route.device_id, &topic, f)?;
+    let device_id = device_id(&route.device_id, topic, f)?;
     let (device_time, future_time) =
         device_time(route.time.as_ref(), f, incoming.received_at, settings)?;
-    let effect = kind_effect(route.kind, &topic, f)?;
+    let effect = kind_effect(route.kind, topic, f)?;
     Ok(Decoded {
         record: Record {
             received_at: incoming.received_at,
-            topic: topic.into_owned(),
+            topic: topic.to_string(),
             payload: incoming.payload.clone(),
             device_id,
             kind: Some(route.kind.as_str()),

@@ -182,7 +182,7 @@ impl Ingest {
             batch.records.push(incoming.into_record());
             return;
         };
-        match decode::decode(&incoming, route, &self.settings) {
+        match decode::decode(&incoming, &topic, route, &self.settings) {
             Ok(decoded) => {
                 if decoded.future_time {
                     self.metrics.future_times.fetch_add(1, Relaxed);
