@@ -112,6 +112,12 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         listeners.join(" "),
         db_path.display()
     );
+    let dashboard_host = if http_addr.ip().is_unspecified() {
+        "localhost".to_string()
+    } else {
+        http_addr.ip().to_string()
+    };
+    tracing::info!("dashboard: http://{dashboard_host}:{}/", http_addr.port());
 
     let db = Db::new(db_path.clone());
     let (closing, closing_rx) = tokio::sync::watch::channel(false);
