@@ -461,7 +461,7 @@ async fn token_guards_everything_but_health_and_cors_answers_browsers() {
     let dir = temp_dir();
     std::fs::write(
         dir.path().join("token.toml"),
-        "[http]\ntoken = \"s3cret\"\ncors_origins = [\"http://localhost:5173\"]\n",
+        "[http]\ntoken = \"s3cret+&=\"\ncors_origins = [\"http://localhost:5173\"]\n",
     )
     .unwrap();
     let edgemq = Edgemq::start(dir.path(), &["--config", "token.toml"]);
@@ -483,11 +483,29 @@ async fn token_guards_everything_but_health_and_cors_answers_browsers() {
     assert_eq!(wrong.status().as_u16(), 401);
     let allowed = client
         .get(edgemq.url("/api/devices/"))
-        .bearer_auth("s3cret")
+        .bearer_auth("s3cret+&=")
         .send()
         .await
         .unwrap();
     assert_eq!(allowed.status().as_u16(), 200);
+    // The live stream takes the token in the query too (a browser's EventSource sets no
+    // headers), percent-encoded like any query value.
+    let events = client
+        .get(edgemq.url("/api/v1/events?access_token=s3cret%2B%26%3D"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status().as_u16(), 200);
+    let raw = client
+        .get(edgemq.url("/api/v1/events?access_token=s3cret+&="))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        raw.status().as_u16(),
+        401,
+        "unencoded, + is a space and & ends the value"
+    );
     for open in [
         "/health",
         "/metrics",

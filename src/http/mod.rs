@@ -131,11 +131,12 @@ fn cors(origins: &[String]) -> CorsLayer {
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if let Some(token) = &state.token {
         // A browser's EventSource cannot set headers, so `?access_token=` is accepted too.
-        let from_query = request.uri().query().and_then(|q| {
-            q.split('&')
-                .find_map(|pair| pair.strip_prefix("access_token="))
-                .map(str::to_string)
-        });
+        let from_query =
+            axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(
+                request.uri(),
+            )
+            .ok()
+            .and_then(|q| q.0.get("access_token").cloned());
         let from_header = request
             .headers()
             .get(header::AUTHORIZATION)
