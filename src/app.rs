@@ -2,6 +2,7 @@
 //! and owns shutdown: on SIGINT or SIGTERM, stop HTTP, push a barrier through the broker so
 //! every message routed before the signal is committed, then close the database.
 
+use crate::auth::PasswordFile;
 use crate::broker;
 use crate::config::Config;
 use crate::http::{self, AppState};
@@ -71,8 +72,16 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     let (intake_tx, intake_rx) = flume::bounded(config.store.queue_capacity);
     let ticks = intake_tx.clone();
     let commands = intake_tx.clone();
+    let logins = match &config.auth.password_file {
+        Some(path) => {
+            Some(Arc::new(PasswordFile::load(path).map_err(|e| {
+                StartError(format!("auth.password_file: {e}"))
+            })?))
+        }
+        None => None,
+    };
     let mut broker =
-        tokio::task::block_in_place(|| broker::start(&config, intake_tx, metrics.clone()))?;
+        tokio::task::block_in_place(|| broker::start(&config, logins, intake_tx, metrics.clone()))?;
     metrics.listeners_up.store(true, Relaxed);
 
     let routes = config.routes();

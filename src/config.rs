@@ -35,6 +35,15 @@ pub struct Config {
     pub rule: Vec<Rule>,
     /// `[[rpc]]`: MQTT request topics, tried before the built-in ones.
     pub rpc: Vec<RpcRoute>,
+    pub auth: AuthSection,
+}
+
+/// `[auth]`: client logins for every MQTT listener.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// A Mosquitto password file (`mosquitto_passwd`). When set, clients must log in.
+    pub password_file: Option<PathBuf>,
 }
 
 /// rumqttd's `[router]`: every field must be set or the router panics, so all have defaults.
@@ -162,6 +171,7 @@ impl Default for Config {
             route: Vec::new(),
             rule: Vec::new(),
             rpc: Vec::new(),
+            auth: AuthSection::default(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! - `config`  — the one file (`rumqttd.toml`): rumqttd's sections and ours, defaults, errors.
 //! - `broker`  — embedded rumqttd: router, listeners, the `#` store tap, edgemq's own outbox.
+//! - `auth`    — Mosquitto password files (`mosquitto_passwd`) for client logins.
 //! - `ingest`  — `Incoming` → route → decode → validate → `Record` or dead letter; runs rules.
 //! - `rules`   — thresholds, anomalies, the offline watchdog → `Alert`s, raised and cleared once.
 //! - `store`   — the writer thread that group-commits to SQLite; schema; read connections.
@@ -14,6 +15,7 @@
 //! - `app`     — wires the stages together and owns shutdown.
 
 pub mod app;
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod http;

@@ -21,7 +21,8 @@ async fn own_publications_are_delivered_but_not_taken_for_device_data() {
     let metrics = Arc::new(Metrics::default());
     let (intake_tx, intake_rx) = flume::bounded(1000);
     let broker =
-        tokio::task::block_in_place(|| broker::start(&config, intake_tx, metrics.clone())).unwrap();
+        tokio::task::block_in_place(|| broker::start(&config, None, intake_tx, metrics.clone()))
+            .unwrap();
     let addr = broker.listeners[0].1;
 
     let (sub, mut sub_events) = common::mqtt_client(addr, "watcher");

@@ -8,6 +8,7 @@ mod tap;
 
 pub use outbox::{Internal, Outbox, PublishError};
 
+use crate::auth::PasswordFile;
 use crate::config::Config;
 use crate::ingest::Intake;
 use crate::metrics::Metrics;
@@ -148,10 +149,24 @@ fn claim(label: &'static str, addr: SocketAddr) -> Result<SocketAddr, StartError
 /// tap thread and the listeners, then waits until every listener answers an MQTT CONNECT.
 pub fn start(
     config: &Config,
+    logins: Option<Arc<PasswordFile>>,
     intake: flume::Sender<Intake>,
     metrics: Arc<Metrics>,
 ) -> Result<Broker, StartError> {
-    let mut broker = rumqttd::Broker::new(config.to_rumqttd());
+    let mut settings = config.to_rumqttd();
+    // With logins required, edgemq's own start-up probe logs in with a secret of this process.
+    let probe_login = logins.as_ref().map(|_| Arc::new(probe::ProbeLogin::new()));
+    if let (Some(logins), Some(probe)) = (logins, &probe_login) {
+        let servers = settings.v4.iter_mut().chain(settings.v5.iter_mut());
+        for server in servers.flat_map(|listeners| listeners.values_mut()) {
+            let (logins, probe) = (logins.clone(), probe.clone());
+            server.set_auth_handler(move |_client, user: String, password: String| {
+                let is_probe = user == probe.username && password == probe.password;
+                std::future::ready(is_probe || logins.verify(&user, &password))
+            });
+        }
+    }
+    let mut broker = rumqttd::Broker::new(settings);
     let link_error = |e: rumqttd::local::LinkError| StartError::Link(e.to_string());
     // The tap's link only reads and the outbox's only writes, so the tap's scheduling in the
     // router never depends on edgemq's own publications.
@@ -185,12 +200,16 @@ pub fn start(
     let listeners = config.mqtt_listeners();
     for &(label, addr) in &listeners {
         let version = if label == "mqtt-v5" { 5 } else { 4 };
-        probe::until_connack(addr, version, Duration::from_secs(5)).map_err(|reason| {
-            StartError::NotListening {
-                label,
-                addr,
-                reason,
-            }
+        probe::until_connack(
+            addr,
+            version,
+            probe_login.as_deref(),
+            Duration::from_secs(5),
+        )
+        .map_err(|reason| StartError::NotListening {
+            label,
+            addr,
+            reason,
         })?;
     }
     Ok(Broker {

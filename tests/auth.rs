@@ -1,0 +1,84 @@
+//! Logins from a Mosquitto password file (made by mosquitto_passwd): the right password gets in
+//! and is stored, a wrong one or none does not; a bad file stops edgemq at start-up.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+#[test]
+fn a_mosquitto_password_file_admits_its_users_only() {
+    let dir = temp_dir();
+    let passwd = dir.path().join("passwd");
+    let made = Command::new("mosquitto_passwd")
+        .arg("-c")
+        .arg("-b")
+        .arg(&passwd)
+        .args(["alice", "wonder land"])
+        .status()
+        .expect("mosquitto_passwd is installed by .ci/run");
+    assert!(made.success());
+    std::fs::write(
+        dir.path().join("auth.toml"),
+        "[auth]\npassword_file = \"passwd\"\n",
+    )
+    .unwrap();
+    // It starts: its own start-up probe gets in too.
+    let edgemq = Edgemq::start(dir.path(), &["--config", "auth.toml"]);
+
+    let publish = |extra: &[&str]| {
+        mosquitto(&edgemq, "mosquitto_pub")
+            .args(["-t", "auth/test", "-m", &extra.join(" ")])
+            .args(extra)
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(
+        publish(&["-u", "alice", "-P", "wonder land"]),
+        "alice gets in"
+    );
+    assert!(
+        !publish(&["-u", "alice", "-P", "wonderland"]),
+        "a wrong password is refused"
+    );
+    assert!(
+        !publish(&["-u", "mallory", "-P", "wonder land"]),
+        "an unknown user is refused"
+    );
+    assert!(!publish(&[]), "no login is refused");
+    let rows = rows_eventually(&edgemq.db, "SELECT payload FROM messages", 1);
+    assert_eq!(rows, [["-u alice -P wonder land"]]);
+    assert!(edgemq.stop().success());
+}
+
+#[test]
+fn a_bad_password_file_exits_2_naming_the_line() {
+    let dir = temp_dir();
+    std::fs::write(dir.path().join("passwd"), "alice:not-a-hash\n").unwrap();
+    std::fs::write(
+        dir.path().join("auth.toml"),
+        "[auth]\npassword_file = \"passwd\"\n",
+    )
+    .unwrap();
+    let (status, stderr) = run_to_exit(
+        dir.path(),
+        &[
+            "--config",
+            "auth.toml",
+            "--mqtt",
+            "127.0.0.1:0",
+            "--mqtt-v5",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--db",
+            "x.db",
+        ],
+    );
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("auth.password_file: passwd:1: not a mosquitto_passwd hash"),
+        "{stderr}"
+    );
+}
