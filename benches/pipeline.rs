@@ -16,7 +16,6 @@ fn incoming(topic: &'static str, payload: String) -> Incoming {
         topic: Bytes::from_static(topic.as_bytes()),
         payload: payload.into(),
         received_at: 1_795_400_000_000,
-        retain: Some(false),
         properties: None,
     }
 }

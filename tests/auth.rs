@@ -64,17 +64,10 @@ fn a_bad_password_file_exits_2_naming_the_line() {
     let (status, stderr) = run_to_exit(
         dir.path(),
         &[
-            "--config",
-            "auth.toml",
-            "--mqtt",
-            "127.0.0.1:0",
-            "--mqtt-v5",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--db",
-            "x.db",
-        ],
+            &["--config", "auth.toml", "--db", "x.db"][..],
+            &EPHEMERAL[..],
+        ]
+        .concat(),
     );
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(

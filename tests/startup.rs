@@ -53,14 +53,7 @@ fn occupied_port_exits_2_naming_the_address() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     for flag in ["--mqtt", "--mqtt-v5", "--http"] {
-        let mut args = vec![
-            "--mqtt",
-            "127.0.0.1:0",
-            "--mqtt-v5",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-        ];
+        let mut args = EPHEMERAL.to_vec();
         let at = args.iter().position(|a| *a == flag).unwrap();
         args[at + 1] = &addr;
         args.extend(["--db", "x.db"]);

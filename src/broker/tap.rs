@@ -77,7 +77,6 @@ impl Tap {
                         topic: publish.topic,
                         payload: publish.payload,
                         received_at,
-                        retain: Some(publish.retain),
                         properties: forward.properties.map(Box::new),
                     })
                 }

@@ -12,13 +12,11 @@ use std::sync::atomic::Ordering::Relaxed;
 
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let m = &state.metrics;
-    let path = state.db_path.clone();
-    let database_readable = tokio::task::spawn_blocking(move || {
-        store::open_reader(&path).and_then(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
-    })
-    .await
-    .map(|r| r.is_ok())
-    .unwrap_or(false);
+    let database_readable = state
+        .db
+        .run(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+        .await
+        .is_ok();
     let database_ok = database_readable && m.database_ok.load(Relaxed);
     let listeners_up = m.listeners_up.load(Relaxed);
     let skipped = m.skipped.load(Relaxed);

@@ -61,8 +61,6 @@ pub struct Incoming {
     pub payload: Bytes,
     /// Unix milliseconds when edgemq received it.
     pub received_at: i64,
-    /// Retain flag, when the source knows it.
-    pub retain: Option<bool>,
     /// MQTT 5 properties (response topic, correlation data, user properties...).
     pub properties: Option<Box<PublishProperties>>,
 }

@@ -11,6 +11,16 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_edgemq");
 
+/// Every listener on a free loopback port.
+pub const EPHEMERAL: [&str; 6] = [
+    "--mqtt",
+    "127.0.0.1:0",
+    "--mqtt-v5",
+    "127.0.0.1:0",
+    "--http",
+    "127.0.0.1:0",
+];
+
 /// A running edgemq process.
 pub struct Edgemq {
     pub child: Child,
@@ -29,8 +39,8 @@ impl Edgemq {
         let mut child = Command::new(BIN)
             .current_dir(dir)
             .args(["--db", db.to_str().unwrap()])
-            .args(["--mqtt", "127.0.0.1:0", "--mqtt-v5", "127.0.0.1:0"])
-            .args(["--http", "127.0.0.1:0", "--log-level", "info"])
+            .args(EPHEMERAL)
+            .args(["--log-level", "info"])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
