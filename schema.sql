@@ -10,7 +10,10 @@ CREATE TABLE IF NOT EXISTS messages (
     payload     BLOB    NOT NULL,   -- the bytes as published
     device_id   TEXT,               -- from the topic or payload, as the route says
     kind        TEXT,               -- the route's kind (telemetry, status, ...); NULL: no route
-    device_time INTEGER             -- the device's own time, else received_at
+    device_time INTEGER,            -- the device's own time, else received_at
+    client_id   TEXT,               -- the MQTT client that published it (or left it as its will)
+    qos         INTEGER,            -- the QoS it was published with
+    retain      INTEGER             -- 1: published with the retain flag
 );
 -- Per-device history; messages without a device id (no route) do not pay for it.
 CREATE INDEX IF NOT EXISTS messages_device_time ON messages (device_id, device_time) WHERE device_id IS NOT NULL;
@@ -20,6 +23,15 @@ CREATE INDEX IF NOT EXISTS messages_topic_time ON messages (topic, received_at);
 DROP INDEX IF EXISTS messages_status_time;
 CREATE INDEX IF NOT EXISTS messages_status_counts
     ON messages (device_time, json_extract(payload, '$.status')) WHERE kind = 'status';
+
+-- Retained messages, one per topic: given back to the broker at start-up, so they survive a
+-- restart as they do with Mosquitto's persistence.
+CREATE TABLE IF NOT EXISTS retained (
+    topic      TEXT PRIMARY KEY,
+    payload    BLOB    NOT NULL,
+    qos        INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
 
 -- Messages on a route that could not be decoded or validated, with the reason.
 CREATE TABLE IF NOT EXISTS dead_letters (

@@ -12,12 +12,11 @@ use edgemq::rules::Rules;
 use edgemq::store::{self, Batch, Record, RulesState};
 
 fn incoming(topic: &'static str, payload: String) -> Incoming {
-    Incoming {
-        topic: Bytes::from_static(topic.as_bytes()),
-        payload: payload.into(),
-        received_at: 1_795_400_000_000,
-        properties: None,
-    }
+    Incoming::new(
+        Bytes::from_static(topic.as_bytes()),
+        payload,
+        1_795_400_000_000,
+    )
 }
 
 fn empty_state() -> RulesState {
@@ -79,6 +78,7 @@ fn batch_insert(c: &mut Criterion) {
     let mut group = c.benchmark_group("store");
     // Time moves on between batches, as it does in a running edgemq: indexes append.
     let mut clock = 1_795_400_000_000i64;
+    let client: std::sync::Arc<str> = std::sync::Arc::from("bench-client");
     for size in [100u64, 1000, 8192] {
         group.throughput(Throughput::Elements(size));
         group.bench_function(format!("batch insert of {size} telemetry messages"), |b| {
@@ -97,6 +97,11 @@ fn batch_insert(c: &mut Criterion) {
                             device_id: Some(format!("dev-{:03}", i % 100)),
                             kind: Some("telemetry"),
                             device_time: clock + i as i64,
+                            publisher: Some(store::Publisher {
+                                client_id: client.clone(),
+                                qos: 1,
+                                retain: false,
+                            }),
                         })
                         .collect(),
                     ..Batch::default()

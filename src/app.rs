@@ -1,12 +1,14 @@
-//! Wires the stages together (broker → tap → ingest → store, and the HTTP server beside them)
-//! and owns shutdown: on SIGINT or SIGTERM, stop HTTP, push a barrier through the broker so
-//! every message routed before the signal is committed, then close the database.
+//! Wires the stages together (front door → ingest → store, the router beside the front door,
+//! the HTTP server beside them all) and owns shutdown: on SIGINT or SIGTERM, stop HTTP, stop
+//! reading from clients, let the store commit everything received, send the last
+//! acknowledgements, then close the database.
 
-use crate::auth::PasswordFile;
+use crate::auth::Logins;
 use crate::broker;
 use crate::config::Config;
+use crate::front_door::{self, sys};
 use crate::http::{self, AppState};
-use crate::ingest::{self, decode::DecodeSettings, Ingest};
+use crate::ingest::{self, decode::DecodeSettings, Ingest, Intake};
 use crate::metrics::Metrics;
 use crate::query::Db;
 use crate::rpc::{self, Rpc};
@@ -38,21 +40,19 @@ const STORE_QUEUE_BATCHES: usize = 4;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Runs edgemq until a signal, then shuts down cleanly.
-pub async fn run(mut config: Config) -> Result<(), StartError> {
+pub async fn run(config: Config) -> Result<(), StartError> {
     let started_at = Instant::now();
     // Installed first: a signal that arrives while starting must still shut down cleanly.
     let signal = shutdown_signal()?;
-    broker::claim_addresses(&mut config)?;
+    let mqtt_addr = config.mqtt.listen;
+    let mqtt_listener = tokio::net::TcpListener::bind(mqtt_addr)
+        .await
+        .map_err(|e| bind_error("mqtt", mqtt_addr, e))?;
+    let mqtt_addr = mqtt_listener.local_addr()?;
     let http_addr = config.http.listen;
     let http_listener = tokio::net::TcpListener::bind(http_addr)
         .await
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AddrInUse {
-                StartError(format!("http address {http_addr} is already in use"))
-            } else {
-                StartError(format!("http address {http_addr} cannot be bound: {e}"))
-            }
-        })?;
+        .map_err(|e| bind_error("http", http_addr, e))?;
     let http_addr = http_listener.local_addr()?;
 
     let metrics = Arc::new(Metrics::default());
@@ -63,6 +63,8 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         .map_err(|e| StartError(format!("cannot read database {}: {e}", db_path.display())))?;
     let rules_state = store::load_rules_state(&conn)
         .map_err(|e| StartError(format!("cannot read database {}: {e}", db_path.display())))?;
+    let retained = store::load_retained(&conn)
+        .map_err(|e| StartError(format!("cannot read database {}: {e}", db_path.display())))?;
     metrics.database_ok.store(true, Relaxed);
 
     let batch_max = config.store.batch_max;
@@ -72,17 +74,9 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     let (intake_tx, intake_rx) = flume::bounded(config.store.queue_capacity);
     let ticks = intake_tx.clone();
     let commands = intake_tx.clone();
-    let logins = match &config.auth.password_file {
-        Some(path) => {
-            Some(Arc::new(PasswordFile::load(path).map_err(|e| {
-                StartError(format!("auth.password_file: {e}"))
-            })?))
-        }
-        None => None,
-    };
-    let mut broker =
-        tokio::task::block_in_place(|| broker::start(&config, logins, intake_tx, metrics.clone()))?;
-    metrics.listeners_up.store(true, Relaxed);
+    let logins = Logins::from_config(&config.auth)
+        .map_err(|e| StartError(format!("auth.password_file: {e}")))?;
+    let mut broker = tokio::task::block_in_place(|| broker::start(&config, retained))?;
 
     let routes = config.routes();
     let offline_after = |topic: &str| {
@@ -111,14 +105,29 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     };
     ingest::spawn(ingest, intake_rx, ticks, store_tx.clone())?;
 
-    let listeners: Vec<String> = broker
-        .listeners
-        .iter()
-        .map(|(label, addr)| format!("{label}={addr}"))
-        .collect();
+    let (closing, closing_rx) = tokio::sync::watch::channel(false);
+    let (sys_tx, sys_rx) = tokio::sync::watch::channel(Arc::new(sys::build(&metrics, started_at)));
+    tokio::spawn(sys::publish(
+        metrics.clone(),
+        started_at,
+        config.mqtt.sys_interval,
+        sys_tx,
+    ));
+    let shared = front_door::Shared {
+        settings: config.mqtt.clone(),
+        router: broker.router.clone(),
+        outbox: broker.outbox.clone(),
+        intake: intake_tx,
+        logins,
+        metrics: metrics.clone(),
+        sys: sys_rx,
+        started: started_at,
+        closing: closing_rx.clone(),
+    };
+    let mut front_door = front_door::start(mqtt_listener, Arc::new(shared));
+    metrics.listeners_up.store(true, Relaxed);
     tracing::info!(
-        "edgemq ready: {} http={http_addr} db={} ({stored_at_start} messages)",
-        listeners.join(" "),
+        "edgemq ready: mqtt={mqtt_addr} http={http_addr} db={} ({stored_at_start} messages)",
         db_path.display()
     );
     let dashboard_host = if http_addr.ip().is_unspecified() {
@@ -129,7 +138,6 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     tracing::info!("dashboard: http://{dashboard_host}:{}/", http_addr.port());
 
     let db = Db::new(db_path.clone());
-    let (closing, closing_rx) = tokio::sync::watch::channel(false);
     if let Some((tx, rx)) = broker.rpc_link.take() {
         let rpc = Rpc {
             routes: config.rpc_routes(),
@@ -142,20 +150,15 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         metrics: metrics.clone(),
         db,
         db_path: db_path.clone(),
-        intake: commands,
-        mqtt_listeners: broker.listeners.clone(),
+        intake: commands.clone(),
+        mqtt_listeners: vec![("mqtt", mqtt_addr)],
+        queue_capacity: config.store.queue_capacity,
         stored_at_start,
         started_at,
         token: config.http.token.as_deref().map(Arc::from),
         live,
         closing: closing_rx,
     };
-    let mqtt_ports = broker
-        .listeners
-        .iter()
-        .map(|(_, addr)| addr.port())
-        .collect();
-    tokio::spawn(broker::watch_clients(mqtt_ports, metrics.clone()));
     let app = http::router(state, &config.http.cors_origins);
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(http::serve(http_listener, app, async {
@@ -167,17 +170,22 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     let _ = stop_http.send(());
     let _ = closing.send(true);
 
-    match broker.outbox.barrier() {
-        Ok(fired) => {
-            if tokio::time::timeout(DRAIN_TIMEOUT, fired.recv_async())
-                .await
-                .is_err()
-            {
-                tracing::error!("the store did not catch up within {DRAIN_TIMEOUT:?}");
-            }
-        }
-        Err(e) => tracing::error!("cannot drain the broker: {e}"),
+    if tokio::time::timeout(DRAIN_TIMEOUT, front_door.stopped_reading())
+        .await
+        .is_err()
+    {
+        tracing::error!("clients still being read after {DRAIN_TIMEOUT:?}");
     }
+    let (done, fired) = flume::bounded(1);
+    let drained = async {
+        commands.send_async(Intake::Barrier(done)).await.ok()?;
+        fired.recv_async().await.ok()
+    };
+    if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
+        tracing::error!("the store did not catch up within {DRAIN_TIMEOUT:?}");
+    }
+    // Last acknowledgements out, connections closed.
+    let _ = tokio::time::timeout(Duration::from_secs(3), front_door.closed()).await;
     let _ = store_tx.send_async(StoreOp::Stop).await;
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     match tokio::time::timeout(Duration::from_secs(5), http).await {
@@ -191,6 +199,14 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         stored_at_start + metrics.stored.load(Relaxed)
     );
     Ok(())
+}
+
+fn bind_error(label: &str, addr: std::net::SocketAddr, e: std::io::Error) -> StartError {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        StartError(format!("{label} address {addr} is already in use"))
+    } else {
+        StartError(format!("{label} address {addr} cannot be bound: {e}"))
+    }
 }
 
 /// Resolves with the name of the first SIGINT or SIGTERM received after this call.

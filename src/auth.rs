@@ -1,6 +1,7 @@
 //! Mosquitto password files, as `mosquitto_passwd` writes them: one `user:hash` a line, the hash
 //! `$7$<iterations>$<salt>$<hash>` (PBKDF2-HMAC-SHA512, Mosquitto 2) or `$6$<salt>$<hash>`
-//! (SHA-512 of password and salt, Mosquitto 1.x), salt and hash in base64.
+//! (SHA-512 of password and salt, Mosquitto 1.x), salt and hash in base64. `Logins` adds the
+//! config's own users and the anonymous switch: who the front door lets in.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -70,14 +71,78 @@ impl PasswordFile {
         let expected = match hash {
             Hash::Pbkdf2 { hash, .. } | Hash::Sha512 { hash, .. } => hash,
         };
-        // Compare every byte, so the time taken does not tell how much matched.
-        computed.len() == expected.len()
-            && computed
-                .iter()
-                .zip(expected)
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+        same_bytes(&computed, expected)
     }
+}
+
+/// Why a CONNECT was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No username, and anonymous access is off.
+    NoLogin,
+    /// Unknown user or wrong password.
+    BadLogin,
+}
+
+/// Who may connect: `[auth] users`, a password file, and whether anonymous clients may.
+pub struct Logins {
+    users: std::collections::BTreeMap<String, String>,
+    file: Option<PasswordFile>,
+    anonymous: bool,
+}
+
+impl Logins {
+    /// The logins `[auth]` describes; an unreadable or bad password file is an error.
+    pub fn from_config(auth: &crate::config::AuthSection) -> Result<Logins, String> {
+        let file = match &auth.password_file {
+            Some(path) => Some(PasswordFile::load(path)?),
+            None => None,
+        };
+        Ok(Logins {
+            users: auth.users.clone(),
+            file,
+            anonymous: auth.anonymous_allowed(),
+        })
+    }
+
+    /// Anyone may connect, with any login or none.
+    pub fn open() -> Logins {
+        Logins {
+            users: Default::default(),
+            file: None,
+            anonymous: true,
+        }
+    }
+
+    /// Whether a client with this username and password (or none) may connect. With no users
+    /// configured at all, any login is accepted, as Mosquitto does.
+    pub fn check(&self, login: Option<(&str, &str)>) -> Result<(), Refusal> {
+        let Some((user, password)) = login else {
+            return if self.anonymous {
+                Ok(())
+            } else {
+                Err(Refusal::NoLogin)
+            };
+        };
+        if self.users.is_empty() && self.file.is_none() {
+            return Ok(());
+        }
+        let in_config = self
+            .users
+            .get(user)
+            .is_some_and(|expected| same_bytes(expected.as_bytes(), password.as_bytes()));
+        let in_file = || self.file.as_ref().is_some_and(|f| f.verify(user, password));
+        if in_config || in_file() {
+            Ok(())
+        } else {
+            Err(Refusal::BadLogin)
+        }
+    }
+}
+
+/// Compares every byte, so the time taken does not tell how much matched.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn parse_hash(text: &str) -> Result<Hash, String> {
@@ -115,6 +180,21 @@ mod tests {
         assert!(file.verify("alice", "wonder land"));
         assert!(!file.verify("alice", "wonder lan"));
         assert!(!file.verify("bob", "wonder land"));
+    }
+
+    #[test]
+    fn logins_follow_the_anonymous_switch() {
+        let mut auth = crate::config::AuthSection::default();
+        assert_eq!(Logins::from_config(&auth).unwrap().check(None), Ok(()));
+        auth.users.insert("ann".into(), "pw".into());
+        let logins = Logins::from_config(&auth).unwrap();
+        assert_eq!(logins.check(None), Err(Refusal::NoLogin));
+        assert_eq!(logins.check(Some(("ann", "pw"))), Ok(()));
+        assert_eq!(logins.check(Some(("ann", "px"))), Err(Refusal::BadLogin));
+        auth.allow_anonymous = Some(true);
+        let logins = Logins::from_config(&auth).unwrap();
+        assert_eq!(logins.check(None), Ok(()));
+        assert_eq!(logins.check(Some(("bob", "pw"))), Err(Refusal::BadLogin));
     }
 
     #[test]

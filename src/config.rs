@@ -1,7 +1,8 @@
-//! The one configuration file: rumqttd's own sections (`[router]`, `[v4.*]`, `[v5.*]`) and
-//! edgemq's (`[store]`, `[http]`, `[log]`). Every key has a default, unknown keys are refused,
-//! and errors name the file, the line and what is wrong.
+//! The one configuration file: rumqttd's router (`[router]`) and edgemq's own sections
+//! (`[mqtt]`, `[auth]`, `[store]`, `[http]`, `[log]`, ...). Every key has a default, unknown keys
+//! are refused, and errors name the file, the line and what is wrong.
 
+use crate::front_door::MqttSection;
 use crate::http::HttpSection;
 use crate::ingest::route::{Route, Routes};
 use crate::ingest::IngestSection;
@@ -10,21 +11,18 @@ use crate::rules::Rule;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// Everything edgemq runs with. `Config::default()` is the built-in product; the repo's
 /// `rumqttd.toml` parses to exactly the same value.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// rumqttd's router id; one node, so 0.
     pub id: usize,
     pub router: RouterSection,
-    /// MQTT 3.1.1 listeners, by name.
-    pub v4: BTreeMap<String, ListenerSection>,
-    /// MQTT 5 listeners, by name.
-    pub v5: BTreeMap<String, ListenerSection>,
+    /// The MQTT listener (every protocol version on one port).
+    pub mqtt: MqttSection,
     pub store: StoreSection,
     pub http: HttpSection,
     pub log: LogSection,
@@ -38,12 +36,24 @@ pub struct Config {
     pub auth: AuthSection,
 }
 
-/// `[auth]`: client logins for every MQTT listener.
+/// `[auth]`: client logins.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSection {
-    /// A Mosquitto password file (`mosquitto_passwd`). When set, clients must log in.
+    /// A Mosquitto password file (`mosquitto_passwd`).
     pub password_file: Option<PathBuf>,
+    /// `user = "password"` pairs, beside the password file.
+    pub users: BTreeMap<String, String>,
+    /// Whether clients may connect without a login; by default, only when no logins are set.
+    pub allow_anonymous: Option<bool>,
+}
+
+impl AuthSection {
+    /// Whether a client without a username is let in.
+    pub fn anonymous_allowed(&self) -> bool {
+        self.allow_anonymous
+            .unwrap_or(self.password_file.is_none() && self.users.is_empty())
+    }
 }
 
 /// rumqttd's `[router]`: every field must be set or the router panics, so all have defaults.
@@ -55,35 +65,9 @@ pub struct RouterSection {
     /// Bytes (topic + payload) per in-memory segment of one subscription filter's log.
     pub max_segment_size: usize,
     /// Segments kept per subscription filter. The memory budget of one filter is
-    /// `max_segment_size * max_segment_count`; a subscriber (edgemq's own store tap included)
-    /// that falls further behind than that skips messages, which edgemq counts.
+    /// `max_segment_size * max_segment_count`; a subscriber that falls further behind than
+    /// that skips messages (the store never does: it is fed by the front door).
     pub max_segment_count: usize,
-}
-
-/// One rumqttd listener (`[v4.NAME]` or `[v5.NAME]`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListenerSection {
-    #[serde(default)]
-    pub name: String,
-    pub listen: SocketAddr,
-    #[serde(default = "default_next_connection_delay_ms")]
-    pub next_connection_delay_ms: u64,
-    #[serde(default)]
-    pub connections: ConnectionsSection,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ConnectionsSection {
-    /// Time a new connection has to send CONNECT.
-    pub connection_timeout_ms: u16,
-    /// Largest publish the broker accepts; a larger one closes the client's connection.
-    pub max_payload_size: usize,
-    pub max_inflight_count: usize,
-    /// `user = "password"` pairs; absent means anonymous access.
-    pub auth: Option<BTreeMap<String, String>>,
-    pub dynamic_filters: bool,
 }
 
 /// `[store]`: the SQLite database and its writer.
@@ -140,42 +124,6 @@ pub struct LogSection {
     pub file: Option<PathBuf>,
 }
 
-fn default_next_connection_delay_ms() -> u64 {
-    1
-}
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().expect("built-in address")
-}
-
-fn listener(name: &str, listen: &str) -> ListenerSection {
-    ListenerSection {
-        name: name.to_string(),
-        listen: addr(listen),
-        next_connection_delay_ms: default_next_connection_delay_ms(),
-        connections: ConnectionsSection::default(),
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            id: 0,
-            router: RouterSection::default(),
-            v4: BTreeMap::from([("1".to_string(), listener("v4-1", "0.0.0.0:1883"))]),
-            v5: BTreeMap::from([("1".to_string(), listener("v5-1", "0.0.0.0:1884"))]),
-            store: StoreSection::default(),
-            http: HttpSection::default(),
-            log: LogSection::default(),
-            ingest: IngestSection::default(),
-            route: Vec::new(),
-            rule: Vec::new(),
-            rpc: Vec::new(),
-            auth: AuthSection::default(),
-        }
-    }
-}
-
 impl Default for RouterSection {
     fn default() -> Self {
         RouterSection {
@@ -183,18 +131,6 @@ impl Default for RouterSection {
             max_outgoing_packet_count: 200,
             max_segment_size: 2 * 1024 * 1024,
             max_segment_count: 8,
-        }
-    }
-}
-
-impl Default for ConnectionsSection {
-    fn default() -> Self {
-        ConnectionsSection {
-            connection_timeout_ms: 10_000,
-            max_payload_size: 4 * 1024 * 1024,
-            max_inflight_count: 100,
-            auth: None,
-            dynamic_filters: true,
         }
     }
 }
@@ -276,22 +212,10 @@ impl Config {
                 "router: max_connections and max_outgoing_packet_count must be at least 1".into(),
             );
         }
-        if self.v4.is_empty() && self.v5.is_empty() {
-            return Err("no MQTT listener: keep at least one [v4.NAME] or [v5.NAME]".into());
-        }
-        for (section, listeners) in [("v4", &self.v4), ("v5", &self.v5)] {
-            for (name, l) in listeners {
-                if l.connections.max_inflight_count < 1 || l.connections.max_inflight_count > 65535
-                {
-                    return Err(format!(
-                        "{section}.{name}.connections.max_inflight_count: must be 1..=65535"
-                    ));
-                }
-                if l.connections.max_payload_size < 1 {
-                    return Err(format!(
-                        "{section}.{name}.connections.max_payload_size: must be at least 1"
-                    ));
-                }
+        self.mqtt.validate()?;
+        if let Some(path) = &self.auth.password_file {
+            if path.as_os_str().is_empty() {
+                return Err("auth.password_file: must not be empty".into());
             }
         }
         if self.store.batch_max < 1 {
@@ -367,16 +291,9 @@ impl Config {
         routes
     }
 
-    /// Every MQTT listener address with its protocol label (`mqtt` or `mqtt-v5`).
-    pub fn mqtt_listeners(&self) -> Vec<(&'static str, SocketAddr)> {
-        let v4 = self.v4.values().map(|l| ("mqtt", l.listen));
-        let v5 = self.v5.values().map(|l| ("mqtt-v5", l.listen));
-        v4.chain(v5).collect()
-    }
-
-    /// rumqttd's own config, with console, Prometheus, bridge and cluster off.
-    pub fn to_rumqttd(&self) -> rumqttd::Config {
-        let router = rumqttd::RouterConfig {
+    /// rumqttd's router settings.
+    pub fn router_config(&self) -> rumqttd::RouterConfig {
+        rumqttd::RouterConfig {
             max_connections: self.router.max_connections,
             max_outgoing_packet_count: self.router.max_outgoing_packet_count,
             max_segment_size: self.router.max_segment_size,
@@ -384,45 +301,6 @@ impl Config {
             custom_segment: None,
             initialized_filters: None,
             shared_subscriptions_strategy: Default::default(),
-        };
-        let servers = |prefix: &str, listeners: &BTreeMap<String, ListenerSection>| {
-            let map: std::collections::HashMap<_, _> = listeners
-                .iter()
-                .map(|(key, l)| (key.clone(), l.to_rumqttd(&format!("{prefix}-{key}"))))
-                .collect();
-            (!map.is_empty()).then_some(map)
-        };
-        rumqttd::Config {
-            id: self.id,
-            router,
-            v4: servers("v4", &self.v4),
-            v5: servers("v5", &self.v5),
-            ..Default::default()
-        }
-    }
-}
-
-impl ListenerSection {
-    fn to_rumqttd(&self, default_name: &str) -> rumqttd::ServerSettings {
-        let c = &self.connections;
-        let name = if self.name.is_empty() {
-            default_name.to_string()
-        } else {
-            self.name.clone()
-        };
-        rumqttd::ServerSettings {
-            name,
-            listen: self.listen,
-            tls: None,
-            next_connection_delay_ms: self.next_connection_delay_ms,
-            connections: rumqttd::ConnectionSettings {
-                connection_timeout_ms: c.connection_timeout_ms,
-                max_payload_size: c.max_payload_size,
-                max_inflight_count: c.max_inflight_count,
-                auth: c.auth.clone().map(|a| a.into_iter().collect()),
-                external_auth: None,
-                dynamic_filters: c.dynamic_filters,
-            },
         }
     }
 }

@@ -1,8 +1,10 @@
 //! edgemq: an MQTT broker that remembers. rumqttd routes; every publish is stored in SQLite.
 //!
-//! - `config`  — the one file (`rumqttd.toml`): rumqttd's sections and ours, defaults, errors.
-//! - `broker`  — embedded rumqttd: router, listeners, the `#` store tap, edgemq's own outbox.
-//! - `auth`    — Mosquitto password files (`mosquitto_passwd`) for client logins.
+//! - `config`  — the one file (`rumqttd.toml`): rumqttd's router and our sections, defaults, errors.
+//! - `front_door` — our MQTT listener (3.1/3.1.1/5 on one port) in front of rumqttd's router:
+//!   logins, `$SYS`, every publish into ingest, durable acks, backpressure.
+//! - `broker`  — embedded rumqttd: the router and edgemq's own links (outbox, requests).
+//! - `auth`    — who may connect: config users, Mosquitto password files, anonymous switch.
 //! - `ingest`  — `Incoming` → route → decode → validate → `Record` or dead letter; runs rules.
 //! - `rules`   — thresholds, anomalies, the offline watchdog → `Alert`s, raised and cleared once.
 //! - `store`   — the writer thread that group-commits to SQLite; schema; read connections.
@@ -18,6 +20,7 @@ pub mod app;
 pub mod auth;
 pub mod broker;
 pub mod config;
+pub mod front_door;
 pub mod http;
 pub mod ingest;
 pub mod logging;

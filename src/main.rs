@@ -2,7 +2,6 @@
 
 use clap::Parser;
 use edgemq::config::Config;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,12 +17,9 @@ struct Cli {
     /// SQLite database path [config: store.path; default: ./edgemq.db]
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
-    /// MQTT 3.1.1 listen address; port 0 picks a free port [config: v4.1.listen; default: 0.0.0.0:1883]
+    /// MQTT listen address (3.1, 3.1.1 and 5); port 0 picks a free port [config: mqtt.listen; default: 0.0.0.0:1883]
     #[arg(long, value_name = "ADDR")]
     mqtt: Option<SocketAddr>,
-    /// MQTT 5 listen address [config: v5.1.listen; default: 0.0.0.0:1884]
-    #[arg(long = "mqtt-v5", value_name = "ADDR")]
-    mqtt_v5: Option<SocketAddr>,
     /// HTTP listen address [config: http.listen; default: 0.0.0.0:8000]
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
@@ -59,7 +55,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(edgemq::app::run(config));
-    // rumqttd's threads have no stop; the store is closed, so leave without waiting for them.
+    // rumqttd's router thread has no stop; the store is closed, so leave without waiting.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -85,10 +81,7 @@ fn load(cli: &Cli) -> Result<Config, String> {
         config.store.path = db.clone();
     }
     if let Some(addr) = cli.mqtt {
-        set_listener(&mut config.v4, "v4", addr);
-    }
-    if let Some(addr) = cli.mqtt_v5 {
-        set_listener(&mut config.v5, "v5", addr);
+        config.mqtt.listen = addr;
     }
     if let Some(addr) = cli.http {
         config.http.listen = addr;
@@ -103,22 +96,4 @@ fn load(cli: &Cli) -> Result<Config, String> {
         .validate()
         .map_err(|e| format!("command line: {e}"))?;
     Ok(config)
-}
-
-/// A flag names one listener: keep the first one's settings with the new address.
-fn set_listener(
-    listeners: &mut BTreeMap<String, edgemq::config::ListenerSection>,
-    prefix: &str,
-    addr: SocketAddr,
-) {
-    let mut listener = match listeners.values().next() {
-        Some(first) => first.clone(),
-        None => edgemq::config::Config::default().v4["1"].clone(),
-    };
-    listener.listen = addr;
-    if listener.name.is_empty() || listeners.is_empty() {
-        listener.name = format!("{prefix}-1");
-    }
-    listeners.clear();
-    listeners.insert("1".to_string(), listener);
 }

@@ -1,5 +1,5 @@
-//! Counters every stage updates and `/health` and `/metrics` read: what was received, stored,
-//! refused and skipped, and how the store's commits are doing. Lock-free: atomics only.
+//! Counters every stage updates and `/health`, `/metrics` and `$SYS` read: what was received,
+//! sent, stored and refused, and how the store's commits are doing. Lock-free: atomics only.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -13,14 +13,19 @@ pub const BATCH_BUCKETS: [f64; 8] = [1.0, 10.0, 100.0, 500.0, 1000.0, 2000.0, 50
 
 #[derive(Default)]
 pub struct Metrics {
-    /// Publishes the store tap received from the broker (device data only).
+    /// Publishes received from clients (last wills included).
     pub received: AtomicU64,
+    /// Publishes sent to clients.
+    pub sent: AtomicU64,
+    /// MQTT packets of every kind received from and sent to clients.
+    pub packets_received: AtomicU64,
+    pub packets_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    /// Client connections accepted (CONNACK success) since start.
+    pub connections_total: AtomicU64,
     /// Messages committed to the `messages` table.
     pub stored: AtomicU64,
-    /// Messages the broker routed past the tap without delivering them (it fell behind).
-    pub skipped: AtomicU64,
-    /// Skip events (a gap of any size counts once).
-    pub skip_events: AtomicU64,
     /// Failed store transactions.
     pub store_errors: AtomicU64,
     /// Messages on a route that failed decoding or validation.
@@ -31,18 +36,19 @@ pub struct Metrics {
     pub alerts_cleared: AtomicU64,
     /// Old rows removed by retention.
     pub pruned: AtomicU64,
-    /// edgemq's own publications seen by the tap and left out of device data.
-    pub internal_seen: AtomicU64,
     /// Unix milliseconds of the last device message received; 0 = none yet.
     pub last_message_ms: AtomicU64,
-    /// MQTT clients connected now (from the router's meters, edgemq's own links left out).
+    /// MQTT clients connected now.
     pub connected_clients: AtomicU64,
-    /// Messages waiting between the tap and the writer (sampled by the writer).
+    /// Messages waiting between the front door and ingest (sampled by ingest per batch, and
+    /// set to the capacity when a connection finds the queue full).
     pub queue_depth: AtomicU64,
+    /// Times a connection found the queue full and stopped reading until there was room.
+    pub held_back: AtomicU64,
     pub commits: AtomicU64,
     pub commit_seconds: Histogram<12>,
     pub batch_size: Histogram<8>,
-    /// All MQTT listeners accepted a connection at start-up.
+    /// The MQTT listener is bound and accepting.
     pub listeners_up: AtomicBool,
     /// The writer can write (false after a failed transaction until the next success).
     pub database_ok: AtomicBool,

@@ -147,4 +147,12 @@ fn fifty_hot_readings_raise_one_alert_cleared_once_even_across_a_restart() {
     );
     sub.kill().unwrap();
     assert_eq!(query(&second.db, "SELECT count(*) FROM alerts"), [["1"]]);
+    assert_eq!(
+        query(
+            &second.db,
+            "SELECT count(*) FROM messages WHERE topic LIKE 'edgemq/%'"
+        ),
+        [["0"]],
+        "edgemq's own publications are not stored as device data"
+    );
 }

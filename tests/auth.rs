@@ -1,5 +1,6 @@
-//! Logins from a Mosquitto password file (made by mosquitto_passwd): the right password gets in
-//! and is stored, a wrong one or none does not; a bad file stops edgemq at start-up.
+//! Logins from a Mosquitto password file (made by mosquitto_passwd) or the config: the right
+//! password gets in and is stored, a wrong one or none is refused with Mosquitto's words; the
+//! anonymous switch; a bad file stops edgemq at start-up.
 
 mod common;
 
@@ -23,16 +24,18 @@ fn a_mosquitto_password_file_admits_its_users_only() {
         "[auth]\npassword_file = \"passwd\"\n",
     )
     .unwrap();
-    // It starts: its own start-up probe gets in too.
     let edgemq = Edgemq::start(dir.path(), &["--config", "auth.toml"]);
 
     let publish = |extra: &[&str]| {
-        mosquitto(&edgemq, "mosquitto_pub")
+        let out = mosquitto(&edgemq, "mosquitto_pub")
             .args(["-t", "auth/test", "-m", &extra.join(" ")])
             .args(extra)
-            .status()
-            .unwrap()
-            .success()
+            .output()
+            .unwrap();
+        let refused =
+            String::from_utf8_lossy(&out.stderr).contains("Connection Refused: not authorised.");
+        assert!(out.status.success() || refused, "{out:?}");
+        out.status.success()
     };
     assert!(
         publish(&["-u", "alice", "-P", "wonder land"]),
@@ -49,6 +52,37 @@ fn a_mosquitto_password_file_admits_its_users_only() {
     assert!(!publish(&[]), "no login is refused");
     let rows = rows_eventually(&edgemq.db, "SELECT payload FROM messages", 1);
     assert_eq!(rows, [["-u alice -P wonder land"]]);
+    assert!(edgemq.stop().success());
+}
+
+#[test]
+fn config_users_and_the_anonymous_switch() {
+    let dir = temp_dir();
+    std::fs::write(
+        dir.path().join("auth.toml"),
+        "[auth]\nusers = { sensor1 = \"s3cret\" }\nallow_anonymous = true\n",
+    )
+    .unwrap();
+    let edgemq = Edgemq::start(dir.path(), &["--config", "auth.toml"]);
+    let publish = |version: &str, extra: &[&str]| {
+        mosquitto(&edgemq, "mosquitto_pub")
+            .args(["-V", version, "-t", "auth/test", "-m", "x"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    for v in ["mqttv31", "mqttv311", "mqttv5"] {
+        assert!(publish(v, &["-u", "sensor1", "-P", "s3cret"])
+            .status
+            .success());
+        assert!(publish(v, &[]).status.success(), "anonymous allowed");
+    }
+    let wrong = publish("mqttv311", &["-u", "sensor1", "-P", "guess"]);
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("not authorised"));
+    let wrong = publish("mqttv5", &["-u", "sensor1", "-P", "guess"]);
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("Bad User Name or Password"));
+    rows_eventually(&edgemq.db, "SELECT id FROM messages", 6);
     assert!(edgemq.stop().success());
 }
 

@@ -99,7 +99,7 @@ fn simulators_status_client_and_mobile_app_work_against_edgemq() {
     let mut app5 = example("mobile_app");
     app5.args([
         "--port",
-        &edgemq.mqtt_v5.port().to_string(),
+        &edgemq.mqtt.port().to_string(),
         "--v5",
         "--device-id",
         "home_01",

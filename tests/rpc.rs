@@ -231,7 +231,7 @@ async fn mqtt5_response_topic_and_correlation_data_round_trip() {
     let dir = temp_dir();
     let edgemq = Edgemq::start(dir.path(), &[]);
     seed_004_data(&edgemq);
-    let mut options = MqttOptions::new("mobile-v5", "127.0.0.1", edgemq.mqtt_v5.port());
+    let mut options = MqttOptions::new("mobile-v5", "127.0.0.1", edgemq.mqtt.port());
     options.set_keep_alive(Duration::from_secs(30));
     let (client, mut events) = AsyncClient::new(options, 10);
     client

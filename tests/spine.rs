@@ -213,14 +213,14 @@ async fn health_and_metrics_report_what_was_stored() {
     let health: serde_json::Value = get_json(&edgemq, "/health").await;
     assert_eq!(health["status"], "healthy", "{health}");
     assert_eq!(health["messages_stored"], 250);
-    assert_eq!(health["skipped"], 0);
+    assert_eq!(health["queue_depth"], 0);
     assert_eq!(health["errors"], 0);
     assert!(health["last_message_time"]
         .as_str()
         .unwrap()
         .starts_with("20"));
     let listeners = health["listeners"].as_object().unwrap();
-    assert_eq!(listeners.len(), 2);
+    assert_eq!(listeners.len(), 1);
     assert!(listeners.values().all(|up| up == true));
 
     // A client that stays connected is counted.
@@ -246,7 +246,8 @@ async fn health_and_metrics_report_what_was_stored() {
     for line in [
         "edgemq_received_total 250",
         "edgemq_stored_total 250",
-        "edgemq_skipped_total 0",
+        "edgemq_held_back_total 0",
+        "edgemq_connections_total ",
         "edgemq_queue_depth ",
         "edgemq_commit_seconds_count ",
         "edgemq_batch_size_bucket{le=\"+Inf\"} ",

@@ -30,10 +30,8 @@ fn wrong_type_and_bad_address_exit_2() {
             "[router]\nmax_segment_count = \"many\"\n",
             "max_segment_count",
         ),
-        (
-            "[v4.1]\nlisten = \"0.0.0.0:1883\"\n[v4.1.connections]\nmax_inflight_count = -1\n",
-            "max_inflight_count",
-        ),
+        ("[mqtt]\nmax_packet_size = -1\n", "max_packet_size"),
+        ("[mqtt]\nconnect_timeout = \"soon\"\n", "connect_timeout"),
     ];
     for (text, key) in cases {
         std::fs::write(dir.path().join("rumqttd.toml"), text).unwrap();
@@ -52,7 +50,7 @@ fn occupied_port_exits_2_naming_the_address() {
     let dir = temp_dir();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    for flag in ["--mqtt", "--mqtt-v5", "--http"] {
+    for flag in ["--mqtt", "--http"] {
         let mut args = EPHEMERAL.to_vec();
         let at = args.iter().position(|a| *a == flag).unwrap();
         args[at + 1] = &addr;
@@ -80,7 +78,6 @@ fn help_lists_every_flag() {
         "--config",
         "--db",
         "--mqtt ",
-        "--mqtt-v5",
         "--http",
         "--log-level",
         "--log-file",

@@ -21,14 +21,7 @@ impl Edgemq {
         let mut child = Command::new(env!("CARGO_BIN_EXE_edgemq"))
             .current_dir(dir)
             .args(["--db", db.to_str().unwrap(), "--log-level", "info"])
-            .args([
-                "--mqtt",
-                "127.0.0.1:0",
-                "--mqtt-v5",
-                "127.0.0.1:0",
-                "--http",
-                "127.0.0.1:0",
-            ])
+            .args(["--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .stderr(Stdio::piped())
             .spawn()
             .expect("start edgemq");

@@ -19,11 +19,12 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
         .is_ok();
     let database_ok = database_readable && m.database_ok.load(Relaxed);
     let listeners_up = m.listeners_up.load(Relaxed);
-    let skipped = m.skipped.load(Relaxed);
+    let queue_depth = m.queue_depth.load(Relaxed);
     let errors = m.errors();
+    // Past 90% of the queue, the front door is about to hold publishers back.
     let status = if !database_ok || !listeners_up {
         "unhealthy"
-    } else if skipped > 0 {
+    } else if queue_depth * 10 >= state.queue_capacity as u64 * 9 {
         "degraded"
     } else {
         "healthy"
@@ -50,8 +51,7 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
         "messages_stored": state.stored_at_start + m.stored.load(Relaxed),
         "messages_received": m.received.load(Relaxed),
         "errors": errors,
-        "skipped": skipped,
-        "queue_depth": m.queue_depth.load(Relaxed),
+        "queue_depth": queue_depth,
         "connected_clients": m.connected_clients.load(Relaxed),
         "last_message_time": last_message_time,
         "uptime_seconds": state.started_at.elapsed().as_secs(),
@@ -65,7 +65,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let counters = [
         (
             "edgemq_received_total",
-            "Publishes the store tap received from the broker.",
+            "Publishes received from clients (last wills included).",
             m.received.load(Relaxed),
         ),
         (
@@ -74,14 +74,29 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             m.stored.load(Relaxed),
         ),
         (
-            "edgemq_skipped_total",
-            "Messages the broker skipped past the store tap (lost to the store).",
-            m.skipped.load(Relaxed),
+            "edgemq_sent_total",
+            "Publishes sent to clients.",
+            m.sent.load(Relaxed),
         ),
         (
-            "edgemq_skip_events_total",
-            "Times the store tap fell behind the broker.",
-            m.skip_events.load(Relaxed),
+            "edgemq_bytes_received_total",
+            "Bytes received from MQTT clients.",
+            m.bytes_received.load(Relaxed),
+        ),
+        (
+            "edgemq_bytes_sent_total",
+            "Bytes sent to MQTT clients.",
+            m.bytes_sent.load(Relaxed),
+        ),
+        (
+            "edgemq_held_back_total",
+            "Times a connection waited for room in the store's queue (TCP backpressure).",
+            m.held_back.load(Relaxed),
+        ),
+        (
+            "edgemq_connections_total",
+            "MQTT connections accepted since start.",
+            m.connections_total.load(Relaxed),
         ),
         (
             "edgemq_store_errors_total",
@@ -114,11 +129,6 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             m.pruned.load(Relaxed),
         ),
         (
-            "edgemq_internal_publications_total",
-            "edgemq's own publications seen and left out of the data.",
-            m.internal_seen.load(Relaxed),
-        ),
-        (
             "edgemq_commits_total",
             "Store transactions committed.",
             m.commits.load(Relaxed),
@@ -133,7 +143,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let gauges = [
         (
             "edgemq_queue_depth",
-            "Messages waiting between the broker tap and the store.",
+            "Messages waiting between the front door and the store.",
             m.queue_depth.load(Relaxed),
         ),
         (

@@ -40,7 +40,7 @@ fn stats(state: &AppState) -> Event {
         "received": m.received.load(Relaxed),
         "stored": state.stored_at_start + m.stored.load(Relaxed),
         "errors": m.errors(),
-        "skipped": m.skipped.load(Relaxed),
+        "queued": m.queue_depth.load(Relaxed),
     });
     Event::default().event("stats").data(body.to_string())
 }

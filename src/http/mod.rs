@@ -57,6 +57,8 @@ pub struct AppState {
     /// Commands to ingest (clearing an alert).
     pub intake: flume::Sender<Intake>,
     pub mqtt_listeners: Vec<(&'static str, SocketAddr)>,
+    /// `[store] queue_capacity`: /health is degraded when the queue is nearly full.
+    pub queue_capacity: usize,
     /// Rows `messages` held when edgemq started.
     pub stored_at_start: u64,
     pub started_at: std::time::Instant,

@@ -91,6 +91,7 @@ pub fn decode(
             device_id,
             kind: Some(route.kind.as_str()),
             device_time,
+            publisher: incoming.publisher.clone(),
         },
         fields,
         effect,

@@ -1,6 +1,7 @@
-//! Ingest: turns what the broker delivered (`Incoming`) into what the store writes. Runs on its
-//! own thread between the broker tap and the store writer: route by topic, decode, validate
-//! (refusals become dead letters), apply the rules, publish alerts, hand batches to the store.
+//! Ingest: turns what clients published (`Incoming`, from the front door) into what the store
+//! writes. Runs on its own thread between the front door and the store writer: route by topic,
+//! decode, validate (refusals become dead letters), apply the rules, publish alerts, hand
+//! batches to the store.
 
 pub mod decode;
 mod live;
@@ -14,7 +15,9 @@ pub use warnings::WarningLimit;
 use crate::broker::Outbox;
 use crate::metrics::Metrics;
 use crate::rules::Rules;
-use crate::store::{AlertChange, Batch, DeadLetter, Record, StoreOp};
+use crate::store::{
+    AlertChange, Batch, DeadLetter, Publisher, Receipt, Record, RetainedChange, StoreOp,
+};
 use bytes::Bytes;
 use decode::DecodeSettings;
 use route::Routes;
@@ -54,7 +57,7 @@ impl Default for IngestSection {
     }
 }
 
-/// One publish as the broker delivered it, with what is known of its sender.
+/// One publish as a client sent it, with what is known of its sender.
 #[derive(Debug, Clone)]
 pub struct Incoming {
     pub topic: Bytes,
@@ -63,6 +66,24 @@ pub struct Incoming {
     pub received_at: i64,
     /// MQTT 5 properties (response topic, correlation data, user properties...).
     pub properties: Option<Box<PublishProperties>>,
+    /// The client, QoS and retain flag.
+    pub publisher: Option<Publisher>,
+    /// Released when the message is committed (the sender's PUBACK waits on it).
+    pub receipt: Option<Receipt>,
+}
+
+impl Incoming {
+    /// A message with nothing known of its sender (tests and benchmarks).
+    pub fn new(topic: impl Into<Bytes>, payload: impl Into<Bytes>, received_at: i64) -> Incoming {
+        Incoming {
+            topic: topic.into(),
+            payload: payload.into(),
+            received_at,
+            properties: None,
+            publisher: None,
+            receipt: None,
+        }
+    }
 }
 
 /// What flows into ingest.
@@ -91,6 +112,7 @@ impl Incoming {
             device_id: None,
             kind: None,
             device_time: self.received_at,
+            publisher: self.publisher,
         }
     }
 }
@@ -168,14 +190,24 @@ impl Ingest {
                     next = intake.try_recv().ok();
                 }
             }
+            self.metrics.queue_depth.store(intake.len() as u64, Relaxed);
             if !self.hand_over(batch, &store) {
                 return;
             }
         }
     }
 
-    fn process(&mut self, incoming: Incoming, batch: &mut Batch) {
+    fn process(&mut self, mut incoming: Incoming, batch: &mut Batch) {
+        batch.receipts.extend(incoming.receipt.take());
         let topic = String::from_utf8_lossy(&incoming.topic);
+        if let Some(p) = incoming.publisher.as_ref().filter(|p| p.retain) {
+            batch.retained.push(RetainedChange {
+                topic: topic.to_string(),
+                payload: incoming.payload.clone(),
+                qos: p.qos,
+                at: incoming.received_at,
+            });
+        }
         let Some(route) = self.routes.find_cached(&topic) else {
             batch.records.push(incoming.into_record());
             return;

@@ -1,11 +1,13 @@
 //! The store: one writer thread owns the write connection and group-commits what ingest hands
 //! it; readers open their own connections. The schema is `schema.sql`, applied at start-up.
 
+mod receipt;
 mod retention;
 mod state;
 mod writer;
 
-pub use state::{load_rules_state, RulesState};
+pub use receipt::{Receipt, Receipts};
+pub use state::{load_retained, load_rules_state, RulesState};
 
 pub use writer::{spawn_writer, write_batch, StoreOp};
 
@@ -13,6 +15,7 @@ use crate::config::Synchronous;
 use bytes::Bytes;
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
+use std::sync::Arc;
 
 /// The schema, applied idempotently every time the store opens.
 pub const SCHEMA: &str = include_str!("../../schema.sql");
@@ -29,6 +32,25 @@ pub struct Record {
     pub kind: Option<&'static str>,
     /// The device's own time in unix milliseconds, else `received_at`.
     pub device_time: i64,
+    /// Who published it and how; `None` when not known.
+    pub publisher: Option<Publisher>,
+}
+
+/// The client a message came from (a last will: the client that left it) and how it was sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Publisher {
+    pub client_id: Arc<str>,
+    pub qos: u8,
+    pub retain: bool,
+}
+
+/// A retained message set (or, with an empty payload, cleared) on a topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetainedChange {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: u8,
+    pub at: i64,
 }
 
 /// A message on a route that failed decoding or validation.
@@ -123,6 +145,9 @@ pub struct Batch {
     /// Telemetry totals of this batch by device, then metric and minute: added to
     /// `metric_minutes` and, summed over minutes, to `metric_stats`.
     pub totals: rustc_hash::FxHashMap<String, Vec<MinuteTotals>>,
+    pub retained: Vec<RetainedChange>,
+    /// Released once this batch is committed: the senders' acknowledgements wait on them.
+    pub receipts: Vec<Receipt>,
 }
 
 /// Totals of one metric of one device within one minute of device time.
@@ -163,6 +188,8 @@ impl Batch {
             && self.states.is_empty()
             && self.alerts.is_empty()
             && self.totals.is_empty()
+            && self.retained.is_empty()
+            && self.receipts.is_empty()
     }
 
     /// Messages in the batch (records and dead letters): what `batch_max` bounds.
@@ -176,6 +203,8 @@ impl Batch {
         self.devices.append(&mut other.devices);
         self.states.append(&mut other.states);
         self.alerts.append(&mut other.alerts);
+        self.retained.append(&mut other.retained);
+        self.receipts.append(&mut other.receipts);
         for (device, entries) in other.totals.drain() {
             let mine = self.totals.entry(device).or_default();
             for entry in entries {
@@ -203,7 +232,27 @@ pub fn open_writer(path: &Path, synchronous: Synchronous) -> rusqlite::Result<Co
     // 16 MiB of page cache keeps the indexes' hot pages in the writer instead of re-reading them.
     conn.pragma_update(None, "cache_size", -16384)?;
     conn.execute_batch(SCHEMA)?;
+    add_missing_columns(&conn)?;
     Ok(conn)
+}
+
+/// Columns added to `messages` after its first release, for databases made before them.
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let mut existing = Vec::new();
+    let mut info = conn.prepare("SELECT name FROM pragma_table_info('messages')")?;
+    for name in info.query_map([], |r| r.get::<_, String>(0))? {
+        existing.push(name?);
+    }
+    for (column, ty) in [
+        ("client_id", "TEXT"),
+        ("qos", "INTEGER"),
+        ("retain", "INTEGER"),
+    ] {
+        if !existing.iter().any(|c| c == column) {
+            conn.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {column} {ty}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Opens a read-only connection; the database must exist.

@@ -77,6 +77,7 @@ impl Writer {
             }
             if !batch.is_empty() {
                 self.commit_until_written(&batch);
+                super::receipt::release(&batch.receipts);
                 batch = Batch::default();
             }
             for done in barriers.drain(..) {
@@ -183,7 +184,32 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<()>
     }
     write_alerts(&tx, &batch.alerts)?;
     write_totals(&tx, batch)?;
+    write_retained(&tx, &batch.retained)?;
     tx.commit()
+}
+
+/// Sets or (empty payload) clears each topic's retained message.
+fn write_retained(
+    tx: &rusqlite::Transaction,
+    changes: &[super::RetainedChange],
+) -> rusqlite::Result<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let mut set = tx.prepare_cached(
+        "INSERT INTO retained (topic, payload, qos, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (topic) DO UPDATE SET payload = excluded.payload, qos = excluded.qos,
+            updated_at = excluded.updated_at",
+    )?;
+    let mut clear = tx.prepare_cached("DELETE FROM retained WHERE topic = ?1")?;
+    for c in changes {
+        if c.payload.is_empty() {
+            clear.execute([&c.topic])?;
+        } else {
+            set.execute((&c.topic, c.payload.as_ref(), c.qos, c.at))?;
+        }
+    }
+    Ok(())
 }
 
 /// Adds the batch's telemetry totals to `metric_minutes` and `metric_stats`.
@@ -219,12 +245,14 @@ fn write_totals(tx: &rusqlite::Transaction, batch: &Batch) -> rusqlite::Result<(
 
 fn insert_records(tx: &rusqlite::Transaction, records: &[Record]) -> rusqlite::Result<()> {
     let mut insert = tx.prepare_cached(
-        "INSERT INTO messages (received_at, topic, payload, device_id, kind, device_time)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO messages (received_at, topic, payload, device_id, kind, device_time,
+                               client_id, qos, retain)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     // Each device's registry entry is touched once per batch, with its latest message.
     let mut seen: HashMap<&str, (i64, i64, &Record)> = HashMap::new();
     for r in records {
+        let publisher = r.publisher.as_ref();
         insert.execute((
             r.received_at,
             &r.topic,
@@ -232,6 +260,9 @@ fn insert_records(tx: &rusqlite::Transaction, records: &[Record]) -> rusqlite::R
             &r.device_id,
             r.kind,
             r.device_time,
+            publisher.map(|p| p.client_id.as_ref()),
+            publisher.map(|p| p.qos),
+            publisher.map(|p| p.retain),
         ))?;
         if let Some(id) = &r.device_id {
             seen.entry(id)

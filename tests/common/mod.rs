@@ -12,22 +12,15 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_edgemq");
 
 /// Every listener on a free loopback port.
-pub const EPHEMERAL: [&str; 6] = [
-    "--mqtt",
-    "127.0.0.1:0",
-    "--mqtt-v5",
-    "127.0.0.1:0",
-    "--http",
-    "127.0.0.1:0",
-];
+pub const EPHEMERAL: [&str; 4] = ["--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0"];
 
 /// A running edgemq process.
 pub struct Edgemq {
     pub child: Child,
     pub dir: PathBuf,
     pub db: PathBuf,
+    /// MQTT 3.1, 3.1.1 and 5.
     pub mqtt: SocketAddr,
-    pub mqtt_v5: SocketAddr,
     pub http: SocketAddr,
     pub log: Arc<Mutex<Vec<String>>>,
 }
@@ -75,7 +68,6 @@ impl Edgemq {
         };
         Edgemq {
             mqtt: addr("mqtt"),
-            mqtt_v5: addr("mqtt-v5"),
             http: addr("http"),
             child,
             dir: dir.to_path_buf(),

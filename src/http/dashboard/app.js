@@ -199,7 +199,7 @@ function showHealth(s) {
   $("h-clients").textContent = s.clients;
   $("h-stored").textContent = s.stored;
   $("h-errors").textContent = s.errors;
-  $("h-skipped").textContent = s.skipped;
+  $("h-queued").textContent = s.queued;
   const now = Date.now();
   if (state.lastReceived !== null && now > state.lastTick) {
     const rate = ((s.received - state.lastReceived) * 1000) / (now - state.lastTick);
@@ -244,7 +244,7 @@ function connect() {
 
 async function poll() {
   const h = await api("/health");
-  showHealth({ clients: "–", stored: h.messages_stored, errors: h.errors, skipped: h.skipped, received: h.messages_received });
+  showHealth({ clients: h.connected_clients, stored: h.messages_stored, errors: h.errors, queued: h.queue_depth, received: h.messages_received });
   await loadDevices();
 }
 

@@ -1,0 +1,245 @@
+//! A new connection up to its CONNACK: read the CONNECT (MQTT 3.1, 3.1.1 or 5), check the
+//! login, make the client's link into the router, and answer with Mosquitto's codes.
+
+use super::codec::{self, Version};
+use super::Shared;
+use crate::auth::Refusal;
+use bytes::BytesMut;
+use rumqttd::local::{LinkRx, LinkTx};
+use rumqttd::protocol::{
+    ConnAck, ConnAckProperties, ConnectReturnCode, LastWill, LastWillProperties, Packet, Publish,
+    PublishProperties,
+};
+use rumqttd::Notification;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How many QoS 1/2 publishes an MQTT 5 client may have unacknowledged: with durable acks
+/// each waits for a commit, so a wide window keeps publishers streaming.
+const RECEIVE_MAXIMUM: u16 = 1000;
+
+/// A client that has been let in.
+pub struct Client {
+    pub version: Version,
+    /// The id as the client sent it (or as edgemq assigned it).
+    pub client_id: Arc<str>,
+    /// Seconds; 0: no keep-alive.
+    pub keep_alive: u16,
+    pub will: Option<Will>,
+    pub link_tx: LinkTx,
+    pub link_rx: LinkRx,
+}
+
+/// A last will, ready to publish.
+pub struct Will {
+    pub publish: Publish,
+    pub properties: Option<PublishProperties>,
+    pub qos: u8,
+}
+
+/// Reads the CONNECT from `socket` (bytes after it stay in `buf`) and answers it. `Err` says
+/// why the connection was refused; the CONNACK saying so has been written when there is one.
+pub async fn accept(
+    socket: &mut TcpStream,
+    buf: &mut BytesMut,
+    shared: &Shared,
+) -> Result<Client, String> {
+    let max = shared.settings.max_packet_size;
+    let len = tokio::time::timeout(shared.settings.connect_timeout, async {
+        loop {
+            match codec::frame(buf, max) {
+                Ok(Some(len)) => return Ok(len),
+                Ok(None) => {}
+                Err(e) => return Err(format!("bad CONNECT: {e}")),
+            }
+            match socket.read_buf(buf).await {
+                Ok(0) => return Err("closed before CONNECT".to_string()),
+                Ok(_) => {}
+                Err(e) => return Err(format!("closed before CONNECT: {e}")),
+            }
+        }
+    })
+    .await
+    .map_err(|_| "no CONNECT in time".to_string())??;
+    let mut frame = buf.split_to(len);
+    let version = match codec::connect_version(&mut frame) {
+        Ok(v) => v,
+        Err(unknown) => {
+            // 3.1.1's "unacceptable protocol version", which every client version understands.
+            let _ = socket.write_all(b"\x20\x02\x00\x01").await;
+            return Err(unknown.0);
+        }
+    };
+    let (connect, properties, will, will_properties, login) = match version.read(&mut frame, max) {
+        Ok(Packet::Connect(c, p, w, wp, l)) => (c, p, w, wp, l),
+        Ok(_) => return Err("bad CONNECT".into()),
+        Err(e) => return Err(format!("bad CONNECT: {e}")),
+    };
+    let refuse = |code: ConnectReturnCode| {
+        let mut out = BytesMut::new();
+        let connack = ConnAck {
+            session_present: false,
+            code,
+        };
+        let _ = version.write(Packet::ConnAck(connack, None), &mut out);
+        out
+    };
+    let login_pair = login
+        .as_ref()
+        .map(|l| (l.username.as_str(), l.password.as_str()));
+    if let Err(refusal) = shared.logins.check(login_pair) {
+        let code = match (refusal, version) {
+            (Refusal::BadLogin, Version::V5) => ConnectReturnCode::BadUserNamePassword,
+            // Mosquitto answers 3.x clients "not authorised" for both.
+            _ => ConnectReturnCode::NotAuthorized,
+        };
+        let _ = socket.write_all(&refuse(code)).await;
+        let user = login_pair.map(|(u, _)| u).unwrap_or("(anonymous)");
+        return Err(format!("login refused for {user}"));
+    }
+
+    let expiry = properties
+        .as_ref()
+        .and_then(|p| p.session_expiry_interval)
+        .unwrap_or(0);
+    // rumqttd has one flag: a session is kept after disconnecting, and resumed, or neither.
+    let clean = match version {
+        Version::V5 => expiry == 0,
+        _ => connect.clean_session,
+    };
+    let assigned = connect.client_id.is_empty();
+    if assigned && !clean && version != Version::V5 {
+        let _ = socket
+            .write_all(&refuse(ConnectReturnCode::ClientIdentifierNotValid))
+            .await;
+        return Err("empty client id without clean session".into());
+    }
+    let client_id: Arc<str> = if assigned {
+        Arc::from(generated_client_id())
+    } else {
+        Arc::from(connect.client_id.as_str())
+    };
+    let router_id = router_client_id(&client_id);
+    let router = shared.router.clone();
+    let linked = tokio::task::spawn_blocking(move || router.link(&router_id, clean)).await;
+    let (link_tx, link_rx, notification) = match linked {
+        Ok(Ok(link)) => link,
+        Ok(Err(e)) => {
+            let code = match version {
+                Version::V5 => ConnectReturnCode::ServerUnavailable,
+                _ => ConnectReturnCode::ServiceUnavailable,
+            };
+            let _ = socket.write_all(&refuse(code)).await;
+            return Err(format!("the router refused the connection: {e}"));
+        }
+        Err(e) => return Err(format!("linking failed: {e}")),
+    };
+    let session_present = match notification {
+        Notification::DeviceAck(ack) => match Packet::from(ack) {
+            Packet::ConnAck(connack, _) => connack.session_present && version != Version::V31,
+            _ => false,
+        },
+        _ => false,
+    };
+    let connack_properties = (version == Version::V5).then(|| ConnAckProperties {
+        receive_max: Some(RECEIVE_MAXIMUM),
+        max_packet_size: u32::try_from(max).ok(),
+        assigned_client_identifier: assigned.then(|| client_id.to_string()),
+        subscription_identifiers_available: Some(0),
+        ..Default::default()
+    });
+    let connack = ConnAck {
+        session_present,
+        code: ConnectReturnCode::Success,
+    };
+    let mut out = BytesMut::new();
+    version
+        .write(Packet::ConnAck(connack, connack_properties), &mut out)
+        .map_err(|e| format!("CONNACK: {e}"))?;
+    if let Err(e) = socket.write_all(&out).await {
+        // The link exists: end it so the router forgets it.
+        let mut link_tx = link_tx;
+        end_link(&mut link_tx).await;
+        return Err(format!("closed before CONNACK: {e}"));
+    }
+    Ok(Client {
+        version,
+        client_id,
+        keep_alive: connect.keep_alive,
+        will: will.map(|w| to_will(w, will_properties)),
+        link_tx,
+        link_rx,
+    })
+}
+
+/// Tells the router the client is gone (a persistent session is kept).
+pub async fn end_link(link_tx: &mut LinkTx) {
+    let disconnect = rumqttd::protocol::Disconnect {
+        reason_code: rumqttd::protocol::DisconnectReasonCode::NormalDisconnection,
+    };
+    let _ = link_tx.send(Packet::Disconnect(disconnect, None)).await;
+}
+
+fn to_will(will: LastWill, properties: Option<LastWillProperties>) -> Will {
+    let properties = properties.map(|p| PublishProperties {
+        payload_format_indicator: p.payload_format_indicator,
+        message_expiry_interval: p.message_expiry_interval,
+        content_type: p.content_type,
+        response_topic: p.response_topic,
+        correlation_data: p.correlation_data,
+        user_properties: p.user_properties,
+        ..Default::default()
+    });
+    Will {
+        qos: will.qos as u8,
+        publish: Publish::new(will.topic, will.message, will.retain),
+        properties,
+    }
+}
+
+/// An id for a client that sent none, unique within this run.
+fn generated_client_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!(
+        "auto-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The id the router knows a client by. The router refuses ids containing `+ $ # /`, and ids
+/// starting `edgemq-` name edgemq's own links, so those are escaped; `%` is escaped too, which
+/// keeps two different client ids from ever meeting in the router.
+pub fn router_client_id(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for c in id.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '/' => out.push_str("%2F"),
+            '+' => out.push_str("%2B"),
+            '#' => out.push_str("%23"),
+            '$' => out.push_str("%24"),
+            c => out.push(c),
+        }
+    }
+    if out.starts_with("edgemq-") {
+        out.replace_range(..1, "%65");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::router_client_id;
+
+    #[test]
+    fn client_ids_the_router_refuses_are_escaped_one_to_one() {
+        assert_eq!(router_client_id("plain-id"), "plain-id");
+        assert_eq!(router_client_id("site/7#a+b$"), "site%2F7%23a%2Bb%24");
+        assert_eq!(router_client_id("50%/x"), "50%25%2Fx");
+        assert_eq!(router_client_id("edgemq-rpc"), "%65dgemq-rpc");
+        assert_ne!(router_client_id("a/b"), router_client_id("a%2Fb"));
+    }
+}

@@ -1,0 +1,177 @@
+//! The front door: edgemq's own MQTT listener in front of rumqttd's router. One port serves
+//! MQTT 3.1, 3.1.1 and 5 (the CONNECT decides), with Mosquitto's answers: CONNACK codes for
+//! refused logins, keep-alive 0, any client id, an UNSUBACK for every UNSUBSCRIBE, `$SYS`.
+//! Every publish goes to ingest from here, with its client, QoS and retain flag, and with
+//! durable acks its PUBACK waits for the commit. When the store falls behind, connections stop
+//! reading their sockets, so TCP slows the publishers down instead of anything being dropped.
+
+mod codec;
+mod connect;
+mod session;
+pub mod sys;
+
+use crate::auth::Logins;
+use crate::broker::{Outbox, RouterHandle};
+use crate::ingest::Intake;
+use crate::metrics::Metrics;
+use bytes::BytesMut;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+pub use sys::SysTree;
+
+/// `[mqtt]`: the listener.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttSection {
+    /// MQTT 3.1, 3.1.1 and 5 on this one address.
+    pub listen: SocketAddr,
+    /// Time a new connection has to send CONNECT.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Largest packet accepted; a larger one closes that client's connection.
+    pub max_packet_size: usize,
+    /// Send a QoS 1 PUBACK / QoS 2 PUBREC only once the message is committed to SQLite.
+    pub durable_acks: bool,
+    /// How often `$SYS/broker/...` is refreshed for its subscribers.
+    #[serde(with = "humantime_serde")]
+    pub sys_interval: Duration,
+}
+
+impl Default for MqttSection {
+    fn default() -> Self {
+        MqttSection {
+            listen: SocketAddr::from(([0, 0, 0, 0], 1883)),
+            connect_timeout: Duration::from_secs(10),
+            max_packet_size: 4 * 1024 * 1024,
+            durable_acks: true,
+            sys_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// MQTT's largest remaining length.
+const MQTT_MAX_PACKET: usize = 268_435_455;
+
+impl MqttSection {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MQTT_MAX_PACKET).contains(&self.max_packet_size) {
+            return Err(format!(
+                "mqtt.max_packet_size: must be 1..={MQTT_MAX_PACKET} bytes"
+            ));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err("mqtt.connect_timeout: must be more than 0".into());
+        }
+        if self.sys_interval < Duration::from_secs(1) {
+            return Err("mqtt.sys_interval: must be at least 1s".into());
+        }
+        Ok(())
+    }
+}
+
+/// What every connection shares.
+pub struct Shared {
+    pub settings: MqttSection,
+    pub router: RouterHandle,
+    pub outbox: Arc<Outbox>,
+    pub intake: flume::Sender<Intake>,
+    pub logins: Logins,
+    pub metrics: Arc<Metrics>,
+    /// The `$SYS` tree, refreshed every `sys_interval`.
+    pub sys: watch::Receiver<SysTree>,
+    /// When edgemq started (`$SYS/broker/uptime`).
+    pub started: std::time::Instant,
+    /// Becomes true at shutdown: stop accepting and reading.
+    pub closing: watch::Receiver<bool>,
+}
+
+/// The running listener, for shutdown.
+pub struct FrontDoor {
+    reading: mpsc::Receiver<()>,
+    open: mpsc::Receiver<()>,
+}
+
+impl FrontDoor {
+    /// Resolves once, after `closing`, nothing reads from clients any more: everything
+    /// received is in ingest's queue.
+    pub async fn stopped_reading(&mut self) {
+        while self.reading.recv().await.is_some() {}
+    }
+
+    /// Resolves once every connection has sent its last acknowledgement and closed.
+    pub async fn closed(&mut self) {
+        while self.open.recv().await.is_some() {}
+    }
+}
+
+/// Serves MQTT on `listener` until `shared.closing`.
+pub fn start(listener: TcpListener, shared: Arc<Shared>) -> FrontDoor {
+    let (reading_tx, reading) = mpsc::channel(1);
+    let (open_tx, open) = mpsc::channel(1);
+    tokio::spawn(accept(listener, shared, reading_tx, open_tx));
+    FrontDoor { reading, open }
+}
+
+async fn accept(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    reading: mpsc::Sender<()>,
+    open: mpsc::Sender<()>,
+) {
+    let mut closing = shared.closing.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    let guards = (reading.clone(), open.clone());
+                    tokio::spawn(serve(socket, peer, shared.clone(), guards));
+                }
+                Err(e) => {
+                    // Out of file descriptors, usually: wait for some to be freed.
+                    tracing::warn!("mqtt: cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            changed = closing.changed() => {
+                if changed.is_err() || *closing.borrow() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn serve(
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    (reading, open): (mpsc::Sender<()>, mpsc::Sender<()>),
+) {
+    let _ = socket.set_nodelay(true);
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let client = match connect::accept(&mut socket, &mut buf, &shared).await {
+        Ok(client) => client,
+        Err(why) => {
+            tracing::info!("mqtt: connection from {peer} refused: {why}");
+            return;
+        }
+    };
+    tracing::debug!(
+        "client {} connected from {peer} ({:?}, keep-alive {}s)",
+        client.client_id,
+        client.version,
+        client.keep_alive
+    );
+    shared.metrics.connected_clients.fetch_add(1, Relaxed);
+    shared.metrics.connections_total.fetch_add(1, Relaxed);
+    session::Session::new(client, shared)
+        .run(socket, buf, reading)
+        .await;
+    drop(open);
+}

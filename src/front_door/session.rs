@@ -1,0 +1,620 @@
+//! One client after its CONNACK. Packets from the socket go to ingest and to the router; what
+//! the router sends goes back to the socket. QoS 1 and 2 publishes are acknowledged here, after
+//! the store has committed them when acks are durable; the router is handed QoS 0 copies (it
+//! delivers at each subscription's QoS anyway). `$SYS` subscriptions are answered here too.
+
+use super::codec::{self, Version};
+use super::connect::{end_link, Client};
+use super::sys::{is_sys_filter, SysTree};
+use super::Shared;
+use crate::ingest::{Incoming, Intake};
+use crate::store::{Publisher, Receipts};
+use crate::topic;
+use bytes::BytesMut;
+use rumqttd::protocol::{
+    Disconnect, DisconnectReasonCode, Packet, PingReq, PingResp, PubAck, PubAckReason, PubComp,
+    PubCompReason, PubRec, PubRecReason, Publish, PublishProperties, QoS, SubAck, Subscribe,
+    SubscribeProperties, SubscribeReasonCode, UnsubAck, UnsubAckReason, Unsubscribe,
+    UnsubscribeProperties,
+};
+use rumqttd::Notification;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// An acknowledgement waiting for its message's commit.
+enum Waiting {
+    PubAck(u16),
+    PubRec(u16),
+}
+
+/// How a session ended.
+enum End {
+    /// The client sent DISCONNECT; an MQTT 5 client may still want its will published.
+    Disconnected { with_will: bool },
+    /// The connection broke, timed out or broke the protocol.
+    Lost(String),
+    /// The router ended the link: another connection took over the client id.
+    TakenOver,
+    /// edgemq is shutting down and every acknowledgement has been sent.
+    Shutdown,
+}
+
+pub struct Session {
+    client: Client,
+    shared: Arc<Shared>,
+    durable: bool,
+    receipts: Arc<Receipts>,
+    /// Number of the last QoS 1/2 message handed to ingest.
+    last_seq: u64,
+    waiting: VecDeque<(u64, Waiting)>,
+    /// Incoming QoS 2 packet ids between PUBLISH and PUBREL.
+    qos2_in: HashSet<u16>,
+    /// SUBACKs in progress: our own code per filter (`None` where the router's comes in),
+    /// and the `$SYS` filters whose current values follow the SUBACK.
+    subacks: HashMap<u16, (Vec<Option<SubscribeReasonCode>>, Vec<String>)>,
+    /// UNSUBACKs waiting for the router's answer to the PINGREQ sent behind the UNSUBSCRIBE.
+    unsubacks: VecDeque<(u16, Vec<UnsubAckReason>)>,
+    sys_filters: Vec<String>,
+    out: BytesMut,
+}
+
+impl Session {
+    pub fn new(client: Client, shared: Arc<Shared>) -> Session {
+        Session {
+            durable: shared.settings.durable_acks,
+            client,
+            shared,
+            receipts: Arc::new(Receipts::default()),
+            last_seq: 0,
+            waiting: VecDeque::new(),
+            qos2_in: HashSet::new(),
+            subacks: HashMap::new(),
+            unsubacks: VecDeque::new(),
+            sys_filters: Vec::new(),
+            out: BytesMut::with_capacity(8 * 1024),
+        }
+    }
+
+    /// Serves the client until it leaves; `reading` is held while the socket is read.
+    pub async fn run(
+        mut self,
+        socket: TcpStream,
+        mut buf: BytesMut,
+        reading: tokio::sync::mpsc::Sender<()>,
+    ) {
+        let (mut reader, mut writer) = socket.into_split();
+        let mut reading = Some(reading);
+        let mut closing = self.shared.closing.clone();
+        let mut sys = self.shared.sys.clone();
+        sys.borrow_and_update();
+        let keep_alive = (self.client.keep_alive > 0)
+            .then(|| Duration::from_millis(u64::from(self.client.keep_alive) * 1500));
+        let mut heard = Instant::now();
+        let mut end = match self.handle_input(&mut buf).await {
+            Ok(end) => end,
+            Err(e) => Some(End::Lost(e)),
+        };
+        while end.is_none() {
+            if let Err(e) = self.flush(&mut writer).await {
+                end = Some(End::Lost(e));
+                break;
+            }
+            if *closing.borrow() {
+                reading = None;
+            }
+            if reading.is_none() && self.waiting.is_empty() {
+                end = Some(End::Shutdown);
+                break;
+            }
+            let deadline = keep_alive.map_or_else(far_future, |k| heard + k);
+            end = tokio::select! {
+                read = reader.read_buf(&mut buf), if reading.is_some() => match read {
+                    Ok(0) => Some(End::Lost("closed by the client".into())),
+                    Err(e) => Some(End::Lost(e.to_string())),
+                    Ok(n) => {
+                        heard = Instant::now();
+                        self.shared.metrics.bytes_received.fetch_add(n as u64, Relaxed);
+                        self.handle_input(&mut buf).await.unwrap_or_else(|e| Some(End::Lost(e)))
+                    }
+                },
+                notification = self.client.link_rx.next() => match notification {
+                    Ok(Some(n)) => self.handle_router(n).await,
+                    Ok(None) => None,
+                    Err(_) => Some(End::TakenOver),
+                },
+                _ = self.receipts.changed(), if !self.waiting.is_empty() => {
+                    self.release_acks();
+                    None
+                }
+                changed = sys.changed(), if !self.sys_filters.is_empty() => {
+                    if changed.is_ok() {
+                        let tree = sys.borrow_and_update().clone();
+                        self.send_sys(&tree, None);
+                    }
+                    None
+                }
+                _ = tokio::time::sleep_until(deadline), if keep_alive.is_some() => {
+                    Some(End::Lost("no packet within 1.5 x keep-alive".into()))
+                }
+                _ = closing.changed(), if reading.is_some() => None,
+            };
+        }
+        let end = end.unwrap_or(End::Shutdown);
+        drop(reading);
+        if let End::Shutdown = end {
+            if self.client.version.is_v5() {
+                let bye = Disconnect {
+                    reason_code: DisconnectReasonCode::ServerShuttingDown,
+                };
+                self.write(Packet::Disconnect(bye, None));
+            }
+        }
+        let _ = self.flush(&mut writer).await;
+        self.finish(end).await;
+    }
+
+    /// Publishes the will when the client left without asking not to, and ends the link.
+    async fn finish(mut self, end: End) {
+        let id = &self.client.client_id;
+        let will = match &end {
+            End::Disconnected { with_will } => *with_will,
+            End::Lost(why) => {
+                tracing::debug!("client {id}: connection lost: {why}");
+                true
+            }
+            End::TakenOver => {
+                tracing::debug!("client {id}: taken over by a new connection");
+                true
+            }
+            End::Shutdown => false,
+        };
+        if let (true, Some(will)) = (will, self.client.will.take()) {
+            let incoming = Incoming {
+                topic: will.publish.topic.clone(),
+                payload: will.publish.payload.clone(),
+                received_at: crate::ingest::now_ms(),
+                properties: will.properties.clone().map(Box::new),
+                publisher: Some(Publisher {
+                    client_id: self.client.client_id.clone(),
+                    qos: will.qos,
+                    retain: will.publish.retain,
+                }),
+                receipt: None,
+            };
+            self.shared.metrics.received.fetch_add(1, Relaxed);
+            if !will.publish.topic.starts_with(b"$") {
+                if let Err(e) = self.shared.outbox.send(will.publish, will.properties) {
+                    tracing::error!("client {id}: last will not published: {e}");
+                }
+            }
+            let _ = self
+                .shared
+                .intake
+                .send_async(Intake::Message(incoming))
+                .await;
+        }
+        if !matches!(end, End::TakenOver) {
+            end_link(&mut self.client.link_tx).await;
+        }
+        self.shared.metrics.connected_clients.fetch_sub(1, Relaxed);
+    }
+
+    async fn flush(&mut self, writer: &mut OwnedWriteHalf) -> Result<(), String> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        writer
+            .write_all(&self.out)
+            .await
+            .map_err(|e| e.to_string())?;
+        let m = &self.shared.metrics;
+        m.bytes_sent.fetch_add(self.out.len() as u64, Relaxed);
+        self.out.clear();
+        Ok(())
+    }
+
+    fn write(&mut self, packet: Packet) {
+        self.shared.metrics.packets_sent.fetch_add(1, Relaxed);
+        if let Err(e) = self.client.version.write(packet, &mut self.out) {
+            tracing::warn!(
+                "client {}: cannot encode a packet: {e}",
+                self.client.client_id
+            );
+        }
+    }
+
+    /// Handles every whole packet in `buf`, then passes what the router needs in one go.
+    async fn handle_input(&mut self, buf: &mut BytesMut) -> Result<Option<End>, String> {
+        let max = self.shared.settings.max_packet_size;
+        let mut to_router = Vec::new();
+        let mut end = None;
+        loop {
+            let len = match codec::frame(buf, max) {
+                Ok(Some(len)) => len,
+                Ok(None) => break,
+                Err(e) => return Err(self.refuse_packet(e)),
+            };
+            let header = (buf[0] >> 4 == 3)
+                .then(|| codec::publish_header(&buf[..len]))
+                .flatten();
+            let packet = match self.client.version.read(buf, max) {
+                Ok(packet) => packet,
+                Err(e) => return Err(self.refuse_packet(e)),
+            };
+            self.shared.metrics.packets_received.fetch_add(1, Relaxed);
+            match packet {
+                Packet::Publish(publish, properties) => {
+                    let (qos, pkid) = header.unwrap_or((QoS::AtMostOnce, 0));
+                    self.publish(publish, properties, qos, pkid, &mut to_router)
+                        .await?;
+                }
+                Packet::PubAck(..) | Packet::PubRec(..) | Packet::PubComp(..) => {
+                    to_router.push(packet)
+                }
+                Packet::PubRel(pubrel, _) => {
+                    let known = self.qos2_in.remove(&pubrel.pkid);
+                    let reason = if known || !self.client.version.is_v5() {
+                        PubCompReason::Success
+                    } else {
+                        PubCompReason::PacketIdentifierNotFound
+                    };
+                    let pubcomp = PubComp {
+                        pkid: pubrel.pkid,
+                        reason,
+                    };
+                    self.write(Packet::PubComp(pubcomp, None));
+                }
+                Packet::Subscribe(subscribe, properties) => {
+                    self.subscribe(subscribe, properties, &mut to_router)
+                }
+                Packet::Unsubscribe(unsubscribe, properties) => {
+                    self.unsubscribe(unsubscribe, properties, &mut to_router)
+                }
+                Packet::PingReq(_) => self.write(Packet::PingResp(PingResp)),
+                Packet::Disconnect(disconnect, _) => {
+                    // Only a normal disconnection deletes the will (MQTT 5, 3.1.4).
+                    let with_will =
+                        disconnect.reason_code != DisconnectReasonCode::NormalDisconnection;
+                    end = Some(End::Disconnected { with_will });
+                    break;
+                }
+                _ => {
+                    return Err(self.fail(
+                        DisconnectReasonCode::ProtocolError,
+                        "a packet only a broker sends",
+                    ))
+                }
+            }
+        }
+        self.send_to_router(to_router).await?;
+        Ok(end)
+    }
+
+    /// Passes packets to the router with one wake-up (`send` blocks on the router's channel).
+    async fn send_to_router(&mut self, mut packets: Vec<Packet>) -> Result<(), String> {
+        let Some(last) = packets.pop() else {
+            return Ok(());
+        };
+        self.client.link_tx.buffer().extend(packets);
+        self.client
+            .link_tx
+            .send(last)
+            .await
+            .map(drop)
+            .map_err(|e| format!("the router is gone: {e}"))
+    }
+
+    async fn publish(
+        &mut self,
+        publish: Publish,
+        properties: Option<PublishProperties>,
+        qos: QoS,
+        pkid: u16,
+        to_router: &mut Vec<Packet>,
+    ) -> Result<(), String> {
+        if properties.as_ref().is_some_and(|p| p.topic_alias.is_some()) {
+            return Err(self.fail(
+                DisconnectReasonCode::TopicAliasInvalid,
+                "topic aliases are not accepted (none offered in CONNACK)",
+            ));
+        }
+        let topic_ok = std::str::from_utf8(&publish.topic)
+            .is_ok_and(|t| !t.is_empty() && !t.contains(['+', '#', '\0']));
+        if !topic_ok {
+            return Err(self.fail(
+                DisconnectReasonCode::TopicNameInvalid,
+                "invalid topic name in PUBLISH",
+            ));
+        }
+        if qos == QoS::ExactlyOnce && !self.qos2_in.insert(pkid) {
+            // A resent QoS 2 publish that is already here: acknowledge it again, nothing more.
+            self.acknowledge(self.last_seq, Waiting::PubRec(pkid));
+            return Ok(());
+        }
+        let receipt = (qos != QoS::AtMostOnce && self.durable).then(|| {
+            self.last_seq += 1;
+            self.receipts.receipt(self.last_seq)
+        });
+        let received_at = crate::ingest::now_ms();
+        let metrics = &self.shared.metrics;
+        metrics.received.fetch_add(1, Relaxed);
+        metrics.last_message_ms.store(received_at as u64, Relaxed);
+        let incoming = Incoming {
+            topic: publish.topic.clone(),
+            payload: publish.payload.clone(),
+            received_at,
+            properties: properties.clone().map(Box::new),
+            publisher: Some(Publisher {
+                client_id: self.client.client_id.clone(),
+                qos: qos as u8,
+                retain: publish.retain,
+            }),
+            receipt,
+        };
+        self.hand_to_ingest(incoming).await?;
+        // `$` topics are for the broker's own use: stored, not routed (as Mosquitto does).
+        if !publish.topic.starts_with(b"$") {
+            let copy = Publish::new(publish.topic, publish.payload, publish.retain);
+            to_router.push(Packet::Publish(copy, properties));
+        }
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.acknowledge(self.last_seq, Waiting::PubAck(pkid)),
+            QoS::ExactlyOnce => self.acknowledge(self.last_seq, Waiting::PubRec(pkid)),
+        }
+        Ok(())
+    }
+
+    /// Waits while the store is behind: this connection's socket is not read meanwhile, so TCP
+    /// holds the publisher back.
+    async fn hand_to_ingest(&self, incoming: Incoming) -> Result<(), String> {
+        let intake = &self.shared.intake;
+        let stopping = |_| "edgemq is stopping".to_string();
+        match intake.try_send(Intake::Message(incoming)) {
+            Ok(()) => Ok(()),
+            Err(flume::TrySendError::Full(item)) => {
+                let m = &self.shared.metrics;
+                m.held_back.fetch_add(1, Relaxed);
+                m.queue_depth
+                    .store(intake.capacity().unwrap_or(0) as u64, Relaxed);
+                intake.send_async(item).await.map_err(|_| stopping(()))
+            }
+            Err(flume::TrySendError::Disconnected(_)) => Err(stopping(())),
+        }
+    }
+
+    /// Sends the acknowledgement now, or once message `seq` is committed when acks are durable.
+    fn acknowledge(&mut self, seq: u64, ack: Waiting) {
+        if self.durable {
+            self.waiting.push_back((seq, ack));
+            if self.receipts.committed() >= seq {
+                self.release_acks();
+            }
+        } else {
+            self.write_ack(ack);
+        }
+    }
+
+    fn release_acks(&mut self) {
+        let committed = self.receipts.committed();
+        while let Some((seq, _)) = self.waiting.front() {
+            if *seq > committed {
+                break;
+            }
+            if let Some((_, ack)) = self.waiting.pop_front() {
+                self.write_ack(ack);
+            }
+        }
+    }
+
+    fn write_ack(&mut self, ack: Waiting) {
+        let packet = match ack {
+            Waiting::PubAck(pkid) => Packet::PubAck(
+                PubAck {
+                    pkid,
+                    reason: PubAckReason::Success,
+                },
+                None,
+            ),
+            Waiting::PubRec(pkid) => Packet::PubRec(
+                PubRec {
+                    pkid,
+                    reason: PubRecReason::Success,
+                },
+                None,
+            ),
+        };
+        self.write(packet);
+    }
+
+    fn subscribe(
+        &mut self,
+        subscribe: Subscribe,
+        properties: Option<SubscribeProperties>,
+        to_router: &mut Vec<Packet>,
+    ) {
+        let refused = if self.client.version.is_v5() {
+            SubscribeReasonCode::TopicFilterInvalid
+        } else {
+            SubscribeReasonCode::Failure
+        };
+        let mut codes = Vec::with_capacity(subscribe.filters.len());
+        let mut forward = Vec::new();
+        let mut new_sys = Vec::new();
+        for filter in subscribe.filters {
+            let valid = topic::valid_filter(&filter.path);
+            if valid && is_sys_filter(&filter.path) {
+                if !self.sys_filters.contains(&filter.path) {
+                    self.sys_filters.push(filter.path.clone());
+                }
+                new_sys.push(filter.path);
+                codes.push(Some(SubscribeReasonCode::QoS0));
+            } else if !valid
+                || (filter.path.starts_with('$') && !filter.path.starts_with("$share/"))
+            {
+                codes.push(Some(refused));
+            } else {
+                codes.push(None);
+                forward.push(filter);
+            }
+        }
+        let pkid = subscribe.pkid;
+        if forward.is_empty() {
+            let return_codes = codes.into_iter().flatten().collect();
+            self.write(Packet::SubAck(SubAck { pkid, return_codes }, None));
+            self.send_new_sys(&new_sys);
+        } else {
+            self.subacks.insert(pkid, (codes, new_sys));
+            let subscribe = Subscribe {
+                pkid,
+                filters: forward,
+            };
+            to_router.push(Packet::Subscribe(subscribe, properties));
+        }
+    }
+
+    /// Like retained messages: the current values of newly subscribed `$SYS` topics.
+    fn send_new_sys(&mut self, filters: &[String]) {
+        if !filters.is_empty() {
+            let tree = Arc::new(super::sys::build(&self.shared.metrics, self.shared.started));
+            self.send_sys(&tree, Some(filters));
+        }
+    }
+
+    fn unsubscribe(
+        &mut self,
+        unsubscribe: Unsubscribe,
+        properties: Option<UnsubscribeProperties>,
+        to_router: &mut Vec<Packet>,
+    ) {
+        let mut reasons = Vec::with_capacity(unsubscribe.filters.len());
+        let mut forward = Vec::new();
+        for filter in unsubscribe.filters {
+            if is_sys_filter(&filter) {
+                let before = self.sys_filters.len();
+                self.sys_filters.retain(|f| *f != filter);
+                reasons.push(if self.sys_filters.len() < before {
+                    UnsubAckReason::Success
+                } else {
+                    UnsubAckReason::NoSubscriptionExisted
+                });
+            } else {
+                reasons.push(UnsubAckReason::Success);
+                forward.push(filter);
+            }
+        }
+        let pkid = unsubscribe.pkid;
+        if !forward.is_empty() {
+            let unsubscribe = Unsubscribe {
+                pkid,
+                filters: forward,
+            };
+            to_router.push(Packet::Unsubscribe(unsubscribe, properties));
+        }
+        // The router answers only filters that were subscribed; its PINGRESP to this comes
+        // back behind whatever it does answer, and is our cue for exactly one UNSUBACK.
+        to_router.push(Packet::PingReq(PingReq));
+        self.unsubacks.push_back((pkid, reasons));
+    }
+
+    /// Sends the `$SYS` topics matching the session's filters (or only `new` ones, retained).
+    fn send_sys(&mut self, tree: &SysTree, new: Option<&[String]>) {
+        let filters = new.unwrap_or(&self.sys_filters).to_vec();
+        for (name, value) in tree.iter() {
+            if filters.iter().any(|f| topic::matches(f, name)) {
+                let publish = Publish::new(
+                    bytes::Bytes::from(name.clone()),
+                    value.clone(),
+                    new.is_some(),
+                );
+                self.shared.metrics.sent.fetch_add(1, Relaxed);
+                self.write(Packet::Publish(publish, None));
+            }
+        }
+    }
+
+    async fn handle_router(&mut self, notification: Notification) -> Option<End> {
+        match notification {
+            Notification::Forward(forward) => {
+                self.shared.metrics.sent.fetch_add(1, Relaxed);
+                self.write(Packet::Publish(forward.publish, forward.properties));
+            }
+            Notification::DeviceAck(ack) => match Packet::from(ack) {
+                Packet::SubAck(suback, properties) => self.finish_suback(suback, properties),
+                Packet::PingResp(_) => {
+                    if let Some((pkid, reasons)) = self.unsubacks.pop_front() {
+                        self.write(Packet::UnsubAck(UnsubAck { pkid, reasons }, None));
+                    }
+                }
+                packet @ Packet::PubRel(..) => self.write(packet),
+                // UNSUBACKs are answered on the PINGRESP; the rest acknowledge nothing we sent.
+                _ => {}
+            },
+            Notification::Unschedule if self.client.link_rx.wake().await.is_err() => {
+                return Some(End::TakenOver);
+            }
+            Notification::Disconnect(disconnect, properties) => {
+                if self.client.version.is_v5() {
+                    self.write(Packet::Disconnect(disconnect, properties));
+                }
+                return Some(End::TakenOver);
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn finish_suback(
+        &mut self,
+        suback: SubAck,
+        properties: Option<rumqttd::protocol::SubAckProperties>,
+    ) {
+        let Some((codes, new_sys)) = self.subacks.remove(&suback.pkid) else {
+            self.write(Packet::SubAck(suback, properties));
+            return;
+        };
+        let mut from_router = suback.return_codes.into_iter();
+        let return_codes = codes
+            .into_iter()
+            .map(|code| {
+                code.or_else(|| from_router.next())
+                    .unwrap_or(SubscribeReasonCode::Failure)
+            })
+            .collect();
+        let suback = SubAck {
+            pkid: suback.pkid,
+            return_codes,
+        };
+        self.write(Packet::SubAck(suback, properties));
+        self.send_new_sys(&new_sys);
+    }
+
+    /// A packet that cannot be read: said to an MQTT 5 client, then the connection closes.
+    fn refuse_packet(&mut self, e: rumqttd::protocol::Error) -> String {
+        let code = match e {
+            rumqttd::protocol::Error::PayloadSizeLimitExceeded(_) => {
+                DisconnectReasonCode::PacketTooLarge
+            }
+            _ => DisconnectReasonCode::MalformedPacket,
+        };
+        self.fail(code, &e.to_string())
+    }
+
+    fn fail(&mut self, code: DisconnectReasonCode, why: &str) -> String {
+        if self.client.version == Version::V5 {
+            self.write(Packet::Disconnect(Disconnect { reason_code: code }, None));
+        }
+        tracing::info!("client {}: disconnected: {why}", self.client.client_id);
+        why.to_string()
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86400 * 365)
+}

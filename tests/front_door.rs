@@ -1,0 +1,397 @@
+//! The front door speaks Mosquitto: MQTT 3.1, 3.1.1 and 5 on one port, QoS 0/1/2, retained
+//! messages (across restarts), last wills, persistent sessions, keep-alive 0, any client id,
+//! UNSUBACK always, `$SYS`, mosquitto_rr, all checked with Mosquitto's own clients.
+
+mod common;
+
+use common::*;
+use rumqttc::{Event, Packet, QoS};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+/// A running mosquitto_sub, subscribed (it saw its SUBACK) before `start` returns.
+struct Sub {
+    child: Child,
+    lines: Receiver<String>,
+    /// Messages that came before the SUBACK (a resumed session's queue).
+    early: Vec<String>,
+}
+
+impl Sub {
+    fn start(edgemq: &Edgemq, args: &[&str]) -> Sub {
+        // Line-buffered, so each line arrives as it is printed.
+        let mut child = std::process::Command::new("stdbuf")
+            .args(["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p"])
+            .arg(edgemq.mqtt.port().to_string())
+            .args(["-d", "-v"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto_sub is installed by .ci/run");
+        let (tx, lines) = channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        // Built first, so a failure below still kills the child (Drop).
+        let mut sub = Sub {
+            child,
+            lines,
+            early: Vec::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match sub.lines.recv_timeout(left) {
+                Ok(line) if line.contains("received SUBACK") => break,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("mosquitto_sub {args:?} was not subscribed: {seen:?}"),
+            }
+        }
+        sub.early = seen.into_iter().filter(|l| !is_debug(l)).collect();
+        sub
+    }
+
+    /// The next `n` messages as "topic payload" lines (debug lines left out).
+    fn messages(&mut self, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut out: Vec<String> = self.early.drain(..).collect();
+        while out.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if is_debug(&line) => {}
+                Ok(line) => out.push(line),
+                Err(_) => panic!("got {out:?}, expected {n} messages"),
+            }
+        }
+        out
+    }
+
+    /// Messages that arrive within `wait`.
+    fn quiet_for(&mut self, wait: Duration) -> Vec<String> {
+        let deadline = Instant::now() + wait;
+        let mut out: Vec<String> = self.early.drain(..).collect();
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if !is_debug(&line) {
+                out.push(line);
+            }
+        }
+        out
+    }
+}
+
+/// mosquitto_sub's `-d` lines, as opposed to messages.
+fn is_debug(line: &str) -> bool {
+    line.starts_with("Client ") || line.starts_with("Subscribed (mid")
+}
+
+impl Drop for Sub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn publish(edgemq: &Edgemq, args: &[&str]) {
+    let status = mosquitto(edgemq, "mosquitto_pub")
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mosquitto_pub {args:?}: {status:?}");
+}
+
+const VERSIONS: [&str; 3] = ["mqttv31", "mqttv311", "mqttv5"];
+
+#[test]
+fn mqtt_31_311_and_5_on_one_port_at_every_qos() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let mut subs: Vec<Sub> = VERSIONS
+        .iter()
+        .map(|v| Sub::start(&edgemq, &["-V", v, "-q", "2", "-t", "fd/#"]))
+        .collect();
+    let mut sent = Vec::new();
+    for v in VERSIONS {
+        for qos in ["0", "1", "2"] {
+            let topic = format!("fd/{v}/{qos}");
+            let payload = format!("from {v} at qos {qos}");
+            publish(
+                &edgemq,
+                &["-V", v, "-q", qos, "-i", v, "-t", &topic, "-m", &payload],
+            );
+            sent.push(format!("{topic} {payload}"));
+        }
+    }
+    for (sub, v) in subs.iter_mut().zip(VERSIONS) {
+        assert_eq!(sub.messages(9), sent, "the {v} subscriber");
+    }
+    let rows = rows_eventually(
+        &edgemq.db,
+        "SELECT topic, client_id, qos, retain FROM messages ORDER BY id",
+        9,
+    );
+    assert_eq!(rows[0], ["fd/mqttv31/0", "mqttv31", "0", "0"]);
+    assert_eq!(rows[4], ["fd/mqttv311/1", "mqttv311", "1", "0"]);
+    assert_eq!(rows[8], ["fd/mqttv5/2", "mqttv5", "2", "0"]);
+    drop(subs);
+    assert!(edgemq.stop().success());
+}
+
+#[test]
+fn retained_messages_survive_a_restart_and_can_be_cleared() {
+    let dir = temp_dir();
+    let first = Edgemq::start(dir.path(), &[]);
+    publish(
+        &first,
+        &["-t", "plant/state", "-m", "running", "-r", "-q", "1"],
+    );
+    let mut sub = Sub::start(&first, &["-t", "plant/#"]);
+    assert_eq!(sub.messages(1), ["plant/state running"]);
+    drop(sub);
+    assert!(first.stop().success());
+
+    let second = Edgemq::start(dir.path(), &[]);
+    for v in VERSIONS {
+        let mut sub = Sub::start(&second, &["-V", v, "-t", "plant/#"]);
+        assert_eq!(
+            sub.messages(1),
+            ["plant/state running"],
+            "{v} after restart"
+        );
+    }
+    // An empty retained message clears it, also for the next run.
+    publish(&second, &["-t", "plant/state", "-n", "-r", "-q", "1"]);
+    assert!(second.stop().success());
+    let third = Edgemq::start(dir.path(), &[]);
+    let mut sub = Sub::start(&third, &["-t", "plant/#"]);
+    assert_eq!(
+        sub.quiet_for(Duration::from_millis(700)),
+        Vec::<String>::new()
+    );
+    let rows = query(&third.db, "SELECT retain FROM messages ORDER BY id");
+    assert_eq!(rows, [["1"], ["1"]], "both retained publishes are stored");
+    drop(sub);
+    assert!(third.stop().success());
+}
+
+#[test]
+fn a_client_that_vanishes_has_its_last_will_published_and_stored() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let mut watcher = Sub::start(&edgemq, &["-t", "autocore/#"]);
+    for v in ["mqttv311", "mqttv5"] {
+        let will = format!("{{\"status\":\"offline\",\"by\":\"{v}\"}}");
+        let mut device = Sub::start(
+            &edgemq,
+            &[
+                "-V",
+                v,
+                "-i",
+                v,
+                "-t",
+                "nothing/here",
+                "--will-topic",
+                "autocore/ac-1/status",
+                "--will-payload",
+                &will,
+            ],
+        );
+        // Gone without DISCONNECT.
+        device.child.kill().unwrap();
+        device.child.wait().unwrap();
+        assert_eq!(
+            watcher.messages(1),
+            [format!("autocore/ac-1/status {will}")]
+        );
+    }
+    // A clean disconnect (mosquitto_sub -C 1, after its one message) publishes no will.
+    let mut quiet = Sub::start(
+        &edgemq,
+        &[
+            "-t",
+            "x",
+            "-C",
+            "1",
+            "--will-topic",
+            "autocore/ac-2/status",
+            "--will-payload",
+            "x",
+        ],
+    );
+    publish(&edgemq, &["-t", "x", "-m", "bye"]);
+    quiet.child.wait().unwrap();
+    assert_eq!(
+        watcher.quiet_for(Duration::from_millis(500)),
+        Vec::<String>::new()
+    );
+    let rows = rows_eventually(
+        &edgemq.db,
+        "SELECT client_id FROM messages WHERE topic = 'autocore/ac-1/status' ORDER BY id",
+        2,
+    );
+    assert_eq!(rows, [["mqttv311"], ["mqttv5"]]);
+    // Seed 001: a last will saying offline marks the device offline.
+    rows_eventually(
+        &edgemq.db,
+        "SELECT 1 FROM devices WHERE device_id = 'ac-1' AND is_online = 0",
+        1,
+    );
+    drop(watcher);
+    assert!(edgemq.stop().success());
+}
+
+#[test]
+fn a_persistent_session_receives_what_was_published_while_it_was_away() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    for v in ["mqttv311", "mqttv5"] {
+        let id = format!("away-{v}");
+        let topic = format!("away/{v}");
+        let args = ["-V", v, "-c", "-i", &id, "-q", "1", "-t", &topic];
+        drop(Sub::start(&edgemq, &args));
+        publish(&edgemq, &["-t", &topic, "-m", "while away", "-q", "1"]);
+        let mut back = Sub::start(&edgemq, &args);
+        assert_eq!(back.messages(1), [format!("{topic} while away")], "{v}");
+    }
+    assert!(edgemq.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_0_and_client_ids_with_slashes_and_wildcards() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let mut options =
+        rumqttc::MqttOptions::new("plant/line-1#a+b", "127.0.0.1", edgemq.mqtt.port());
+    options.set_keep_alive(Duration::ZERO);
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
+    match eventloop.poll().await.unwrap() {
+        Event::Incoming(Packet::ConnAck(ack)) => {
+            assert_eq!(ack.code, rumqttc::ConnectReturnCode::Success)
+        }
+        other => panic!("{other:?}"),
+    }
+    // Silent for a while: with keep-alive 0 nobody hangs up.
+    let idle = tokio::time::timeout(Duration::from_secs(3), eventloop.poll()).await;
+    assert!(idle.is_err(), "nothing happens while idle: {idle:?}");
+    client
+        .publish("ka/zero", QoS::AtLeastOnce, false, "still here")
+        .await
+        .unwrap();
+    loop {
+        if let Event::Incoming(Packet::PubAck(_)) = eventloop.poll().await.unwrap() {
+            break;
+        }
+    }
+    let rows = rows_eventually(&edgemq.db, "SELECT client_id, payload FROM messages", 1);
+    assert_eq!(rows, [["plant/line-1#a+b", "still here"]]);
+    assert!(edgemq.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsubscribing_from_a_filter_never_subscribed_is_answered() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let (client, mut eventloop) = mqtt_client(edgemq.mqtt, "unsub");
+    client
+        .subscribe("was/subscribed", QoS::AtMostOnce)
+        .await
+        .unwrap();
+    client.unsubscribe("never/subscribed").await.unwrap();
+    client.unsubscribe("was/subscribed").await.unwrap();
+    let mut unsubacks = 0;
+    let answered = tokio::time::timeout(Duration::from_secs(5), async {
+        while unsubacks < 2 {
+            if let Event::Incoming(Packet::UnsubAck(_)) = eventloop.poll().await.unwrap() {
+                unsubacks += 1;
+            }
+        }
+    })
+    .await;
+    assert!(answered.is_ok(), "{unsubacks} UNSUBACKs of 2");
+    assert!(edgemq.stop().success());
+}
+
+#[test]
+fn sys_statistics_are_published_without_disconnecting_their_subscribers() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let mut sub = Sub::start(
+        &edgemq,
+        &[
+            "-t",
+            "$SYS/broker/clients/connected",
+            "-t",
+            "$SYS/broker/uptime",
+            "-t",
+            "after/sys",
+        ],
+    );
+    let mut sys = sub.messages(2);
+    sys.sort();
+    assert_eq!(sys[0], "$SYS/broker/clients/connected 1");
+    assert!(
+        sys[1].starts_with("$SYS/broker/uptime ") && sys[1].ends_with(" seconds"),
+        "{sys:?}"
+    );
+    // Still connected and still served.
+    publish(&edgemq, &["-t", "after/sys", "-m", "yes"]);
+    assert_eq!(sub.messages(1), ["after/sys yes"]);
+    // `#` does not match `$SYS` topics.
+    let mut all = Sub::start(&edgemq, &["-t", "#"]);
+    assert_eq!(
+        all.quiet_for(Duration::from_millis(500)),
+        Vec::<String>::new()
+    );
+    drop((sub, all));
+    assert!(edgemq.stop().success());
+}
+
+#[test]
+fn mosquitto_rr_gets_seed_004_replies() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    publish(
+        &edgemq,
+        &[
+            "-t",
+            "home/temperature",
+            "-q",
+            "1",
+            "-m",
+            r#"{"device_id":"esp32-1","temperature":24.5,"humidity":40,"status":"LOW","timestamp":"2026-01-22T14:30:00"}"#,
+        ],
+    );
+    rows_eventually(&edgemq.db, "SELECT id FROM messages", 1);
+    let out = mosquitto(&edgemq, "mosquitto_rr")
+        .args([
+            "-V",
+            "mqttv5",
+            "-t",
+            "home/gettemp/app-1",
+            "-e",
+            "home/datatemp/app-1",
+        ])
+        .args([
+            "-m",
+            r#"{"device_id":"esp32-1","date":"2026-01-22"}"#,
+            "-W",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["records"][0]["temperature"], 24.5, "{reply}");
+    assert!(edgemq.stop().success());
+}
