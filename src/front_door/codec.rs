@@ -84,13 +84,7 @@ pub fn connect_version(frame: &mut BytesMut) -> Result<Version, UnknownProtocol>
     if frame.first().map(|b| b >> 4) != Some(1) {
         return Err(bad("the first packet is not a CONNECT"));
     }
-    let header_len = 1
-        + frame[1..]
-            .iter()
-            .take(4)
-            .take_while(|b| *b & 0x80 != 0)
-            .count()
-        + 1;
+    let header_len = fixed_header_len(frame);
     let body = &frame[header_len.min(frame.len())..];
     let name_len = match body {
         [hi, lo, ..] => usize::from(*hi) << 8 | usize::from(*lo),
@@ -123,6 +117,13 @@ pub fn connect_version(frame: &mut BytesMut) -> Result<Version, UnknownProtocol>
     }
 }
 
+/// Bytes of the fixed header at the front of `frame`: the type byte and the remaining length
+/// (1 to 4 bytes, each but the last with its top bit set).
+fn fixed_header_len(frame: &[u8]) -> usize {
+    let continued = frame.iter().skip(1).take(4).take_while(|b| *b & 0x80 != 0);
+    1 + continued.count() + 1
+}
+
 /// QoS and packet id of the PUBLISH that fills `frame`.
 pub fn publish_header(frame: &[u8]) -> Option<(QoS, u16)> {
     let byte1 = *frame.first()?;
@@ -130,13 +131,7 @@ pub fn publish_header(frame: &[u8]) -> Option<(QoS, u16)> {
     if qos == QoS::AtMostOnce {
         return Some((qos, 0));
     }
-    let header_len = 1
-        + frame[1..]
-            .iter()
-            .take(4)
-            .take_while(|b| *b & 0x80 != 0)
-            .count()
-        + 1;
+    let header_len = fixed_header_len(frame);
     let topic_len =
         usize::from(*frame.get(header_len)?) << 8 | usize::from(*frame.get(header_len + 1)?);
     let at = header_len + 2 + topic_len;
