@@ -13,9 +13,16 @@
 //! against the rules (HIGH_TEMP, the ranges). Each payload kind runs on a fresh edgemq, one
 //! after the other, so the figures are side by side from one run.
 //!
-//! `--matrix` runs raw payloads at QoS 0 and 1 with 1, 10 and 100 clients instead, and when
-//! `mosquitto` is installed, runs Mosquitto on the same load as the reference: its pub→sub rate
-//! (a subscriber on `#` receiving every message), and edgemq's persisted rate as a ratio of it.
+//! `--acks durable,immediate` runs each payload with PUBACKs after the commit (edgemq's default)
+//! and/or on receipt (`[mqtt] durable_acks = false`).
+//!
+//! `--matrix` runs raw payloads at QoS 0 and 1 with 1, 10 and 100 clients instead, and runs
+//! Mosquitto on the same load as the reference: its pub→sub rate (a subscriber on `#`
+//! receiving every message), and edgemq's persisted rate as a ratio of it.
+//!
+//! `--pubsub` measures pub→sub (a subscriber on `#` receiving every message) at QoS 0 and 1
+//! through edgemq's front door (durable and immediate acks), through rumqttd's own listener
+//! (rumqttd alone, in this process, same router settings, nothing stored) and through Mosquitto.
 //!
 //! Commit time is observed by polling `max(id)` every millisecond from a read connection;
 //! each payload carries its publish time, so latency = first poll that saw the row - publish.
@@ -35,6 +42,8 @@ struct Args {
     payloads: Vec<Payload>,
     /// Total messages per second across all clients; 0 = as fast as possible.
     rate: u64,
+    /// Durable acks (PUBACK after commit) for each run, in order.
+    acks: Vec<bool>,
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -50,6 +59,7 @@ fn args() -> Args {
         qos: QoS::AtLeastOnce,
         payloads: vec![Payload::Raw, Payload::Seed],
         rate: 0,
+        acks: vec![true],
     };
     let raw: Vec<String> = std::env::args().collect();
     let value = |name: &str| {
@@ -70,6 +80,16 @@ fn args() -> Args {
                 "raw" => Payload::Raw,
                 "seed" => Payload::Seed,
                 _ => panic!("--payload raw,seed"),
+            })
+            .collect();
+    }
+    if let Some(v) = value("--acks") {
+        args.acks = v
+            .split(',')
+            .map(|a| match a {
+                "durable" => true,
+                "immediate" => false,
+                _ => panic!("--acks durable,immediate"),
             })
             .collect();
     }
@@ -169,6 +189,9 @@ fn main() {
     if std::env::args().any(|a| a == "--matrix") {
         return matrix(&mut args);
     }
+    if std::env::args().any(|a| a == "--pubsub") {
+        return pub_sub_comparison(&mut args);
+    }
     let qos = if args.qos == QoS::AtMostOnce { 0 } else { 1 };
     println!(
         "ingest: {} clients, {} messages of ~150 B each run, QoS {qos}, {}",
@@ -181,19 +204,61 @@ fn main() {
         }
     );
     let mut rates = Vec::new();
-    for &payload in &args.payloads {
-        let (rate, rows) = run(&args, payload);
-        rates.push((payload, (rows == args.messages).then_some(rate)));
-    }
-    match rates[..] {
-        [(Payload::Raw, Some(raw)), (Payload::Seed, Some(seed))] => println!(
-            "seed payloads with routes and rules: {:.0}% of the raw rate",
-            100.0 * seed / raw
-        ),
-        [_, _] => {
-            println!("a run lost messages to broker skips: rates not comparable (try --rate)")
+    for &durable in &args.acks.clone() {
+        for &payload in &args.payloads {
+            let (rate, rows) = run(&args, payload, durable);
+            rates.push((payload, durable, (rows == args.messages).then_some(rate)));
         }
-        _ => {}
+    }
+    println!();
+    println!("| payload | acks | persisted msg/s |");
+    println!("|---|---|---|");
+    for (payload, durable, rate) in &rates {
+        let rate = rate.map_or("lost messages".to_string(), |r| format!("{r:.0}"));
+        println!("| {payload:?} | {} | {rate} |", acks_name(*durable));
+    }
+    let rate_of = |p: Payload, d: bool| {
+        rates
+            .iter()
+            .find(|(payload, durable, _)| *payload == p && *durable == d)
+            .and_then(|(_, _, r)| *r)
+    };
+    for durable in [true, false] {
+        if let (Some(raw), Some(seed)) = (
+            rate_of(Payload::Raw, durable),
+            rate_of(Payload::Seed, durable),
+        ) {
+            println!(
+                "{} acks: seed payloads with routes and rules at {:.0}% of the raw rate",
+                acks_name(durable),
+                100.0 * seed / raw
+            );
+        }
+    }
+    for payload in [Payload::Raw, Payload::Seed] {
+        if let (Some(d), Some(i)) = (rate_of(payload, true), rate_of(payload, false)) {
+            println!(
+                "{payload:?}: durable acks at {:.0}% of the immediate-ack rate",
+                100.0 * d / i
+            );
+        }
+    }
+}
+
+fn acks_name(durable: bool) -> &'static str {
+    if durable {
+        "durable"
+    } else {
+        "immediate"
+    }
+}
+
+/// The config of a run: the defaults (durable acks), or immediate acks.
+fn config(durable: bool) -> String {
+    if durable {
+        String::new()
+    } else {
+        "[mqtt]\ndurable_acks = false\n".into()
     }
 }
 
@@ -209,7 +274,7 @@ fn matrix(args: &mut Args) {
             args.clients = clients;
             let q = if qos == QoS::AtMostOnce { 0 } else { 1 };
             println!("== QoS {q}, {clients} clients, {} messages", args.messages);
-            let edgemq = run(args, Payload::Raw);
+            let edgemq = run(args, Payload::Raw, true);
             let reference = mosquitto.map(|bin| mosquitto_pub_sub(bin, args));
             table.push((q, clients, edgemq, reference));
         }
@@ -233,6 +298,18 @@ fn matrix(args: &mut Args) {
 
 /// Mosquitto on a free port, a subscriber on `#`, the same publishers: (delivered msg/s, delivered).
 fn mosquitto_pub_sub(bin: &str, args: &Args) -> (f64, usize) {
+    let (mut broker, addr) = start_mosquitto(bin);
+    let result = pub_sub(addr, args);
+    let _ = broker.kill();
+    let _ = broker.wait();
+    println!(
+        "Mosquitto: {} of {} delivered to a subscriber on #, {:.0} msg/s",
+        result.1, args.messages, result.0
+    );
+    result
+}
+
+fn start_mosquitto(bin: &str) -> (std::process::Child, SocketAddr) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -241,7 +318,7 @@ fn mosquitto_pub_sub(bin: &str, args: &Args) -> (f64, usize) {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("mosquitto.conf");
     std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\npersistence false\n")).unwrap();
-    let mut broker = std::process::Command::new(bin)
+    let broker = std::process::Command::new(bin)
         .arg("-c")
         .arg(&conf)
         .stdout(std::process::Stdio::null())
@@ -253,10 +330,16 @@ fn mosquitto_pub_sub(bin: &str, args: &Args) -> (f64, usize) {
     while std::net::TcpStream::connect(addr).is_err() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
+    drop(dir); // Mosquitto has read its config.
+    (broker, addr)
+}
+
+/// A subscriber on `#` at `addr` and the publishers: (delivered msg/s, delivered).
+fn pub_sub(addr: SocketAddr, args: &Args) -> (f64, usize) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let total = args.messages;
     let result = runtime.block_on(async {
-        let mut options = MqttOptions::new("reference-sub", "127.0.0.1", port);
+        let mut options = MqttOptions::new("reference-sub", "127.0.0.1", addr.port());
         options.set_inflight(100);
         let (sub, mut events) = AsyncClient::new(options, 100);
         sub.subscribe("#", args.qos).await.unwrap();
@@ -293,18 +376,101 @@ fn mosquitto_pub_sub(bin: &str, args: &Args) -> (f64, usize) {
         }
         counter.await.unwrap()
     });
-    let _ = broker.kill();
-    let _ = broker.wait();
     let (got, took) = result;
-    let rate = got as f64 / took.as_secs_f64().max(1e-3);
-    println!("Mosquitto: {got} of {total} delivered to a subscriber on #, {rate:.0} msg/s");
-    (rate, got)
+    (got as f64 / took.as_secs_f64().max(1e-3), got)
+}
+
+/// rumqttd alone (no store), with edgemq's router settings and its own v4 listener.
+fn start_rumqttd() -> SocketAddr {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let listener = rumqttd::ServerSettings {
+        name: "v4".into(),
+        listen: addr,
+        tls: None,
+        next_connection_delay_ms: 1,
+        connections: rumqttd::ConnectionSettings {
+            connection_timeout_ms: 10_000,
+            max_payload_size: 4 * 1024 * 1024,
+            max_inflight_count: 100,
+            auth: None,
+            external_auth: None,
+            dynamic_filters: true,
+        },
+    };
+    let config = rumqttd::Config {
+        router: edgemq::config::Config::default().router_config(),
+        v4: Some([("1".to_string(), listener)].into_iter().collect()),
+        ..Default::default()
+    };
+    std::thread::spawn(move || {
+        let _ = rumqttd::Broker::new(config).start();
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    addr
+}
+
+/// Pub→sub at QoS 0 and 1 through rumqttd alone, edgemq's front door (both ack modes) and
+/// Mosquitto, side by side.
+fn pub_sub_comparison(args: &mut Args) {
+    let mosquitto = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let mut table = Vec::new();
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+        args.qos = qos;
+        let q = qos as u8;
+        println!(
+            "== pub→sub, QoS {q}, {} clients, {} messages",
+            args.clients, args.messages
+        );
+        let mut row = Vec::new();
+        let rumqttd = start_rumqttd();
+        row.push(("rumqttd alone (own listener)", pub_sub(rumqttd, args)));
+        for durable in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let edgemq = Edgemq::start_with(dir.path(), &config(durable));
+            let name = if durable {
+                "edgemq, durable acks"
+            } else {
+                "edgemq, immediate acks"
+            };
+            row.push((name, pub_sub(edgemq.mqtt, args)));
+        }
+        if let Some(bin) = mosquitto {
+            row.push(("Mosquitto", mosquitto_pub_sub(bin, args)));
+        }
+        for (name, (rate, got)) in &row {
+            println!("  {name}: {got} delivered, {rate:.0} msg/s");
+        }
+        table.push((q, row));
+    }
+    println!();
+    println!("| QoS | broker | delivered | pub→sub msg/s | vs rumqttd alone |");
+    println!("|---|---|---|---|---|");
+    for (q, row) in table {
+        let base = row[0].1 .0;
+        for (name, (rate, got)) in row {
+            println!(
+                "| {q} | {name} | {got} of {} | {rate:.0} | {:.0}% |",
+                args.messages,
+                100.0 * rate / base
+            );
+        }
+    }
 }
 
 /// One run on a fresh edgemq: (persisted rate, rows stored).
-fn run(args: &Args, payload: Payload) -> (f64, usize) {
+fn run(args: &Args, payload: Payload, durable: bool) -> (f64, usize) {
     let dir = tempfile::tempdir().unwrap();
-    let edgemq = Edgemq::start(dir.path());
+    let edgemq = Edgemq::start_with(dir.path(), &config(durable));
     let (mqtt, http, db) = (edgemq.mqtt, edgemq.http, edgemq.db.clone());
 
     // Poll commit progress: (microsecond timestamp, max id) every millisecond.
@@ -335,14 +501,27 @@ fn run(args: &Args, payload: Payload) -> (f64, usize) {
     let persisted = Duration::from_micros(last_commit_us.saturating_sub(started_us));
     let rss_mib = edgemq.peak_rss_mib();
 
-    let health: serde_json::Value = runtime.block_on(async {
-        reqwest::get(format!("http://{http}/health"))
+    let metrics = runtime.block_on(async {
+        reqwest::get(format!("http://{http}/metrics"))
             .await
             .unwrap()
-            .json()
+            .text()
             .await
             .unwrap()
     });
+    let metric = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let held_back = metric("edgemq_held_back_total");
+    let commits = metric("edgemq_commit_seconds_count").max(1.0);
+    println!(
+        "  {commits:.0} commits: {:.0} messages and {:.2} ms each on average",
+        metric("edgemq_batch_size_sum") / commits,
+        1000.0 * metric("edgemq_commit_seconds_sum") / commits
+    );
     drop(edgemq);
 
     let latencies = latencies(&db, &observations);
@@ -351,7 +530,7 @@ fn run(args: &Args, payload: Payload) -> (f64, usize) {
         .query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))
         .unwrap();
     let rate = rows as f64 / persisted.as_secs_f64();
-    println!("{payload:?}:");
+    println!("{payload:?}, {} acks:", acks_name(durable));
     println!(
         "  published in {:.2}s, persisted in {:.2}s: {:.0} msg/s persisted",
         published.as_secs_f64(),
@@ -359,10 +538,10 @@ fn run(args: &Args, payload: Payload) -> (f64, usize) {
         rate
     );
     println!(
-        "  rows {rows} of {} (lost {}), skipped by broker {}",
+        "  rows {rows} of {} (lost {}); publishers held back {} times",
         args.messages,
         args.messages as i64 - rows,
-        health["skipped"]
+        held_back
     );
     println!(
         "  publish->commit latency p50 {:.1} ms, p99 {:.1} ms; edgemq peak RSS {rss_mib:.0} MiB",

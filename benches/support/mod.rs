@@ -1,4 +1,6 @@
 //! What the benchmarks share: the real edgemq binary on ephemeral ports in a temp dir.
+//! `EDGEMQ_BIN=/path/to/edgemq` runs another build instead (to compare two versions side by
+//! side), with `EDGEMQ_ARGS` as extra flags.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -17,10 +19,22 @@ pub struct Edgemq {
 
 impl Edgemq {
     pub fn start(dir: &Path) -> Edgemq {
+        Edgemq::start_with(dir, "")
+    }
+
+    /// Starts edgemq with `config` (TOML; empty: the defaults).
+    pub fn start_with(dir: &Path, config: &str) -> Edgemq {
         let db = dir.join("bench.db");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_edgemq"))
+        let conf = dir.join("bench.toml");
+        std::fs::write(&conf, config).expect("write bench.toml");
+        let bin = std::env::var("EDGEMQ_BIN").unwrap_or(env!("CARGO_BIN_EXE_edgemq").into());
+        let extra = std::env::var("EDGEMQ_ARGS").unwrap_or_default();
+        let mut child = Command::new(bin)
             .current_dir(dir)
+            .args(extra.split_whitespace())
             .args(["--db", db.to_str().unwrap(), "--log-level", "info"])
+            .arg("--config")
+            .arg(&conf)
             .args(["--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .stderr(Stdio::piped())
             .spawn()
