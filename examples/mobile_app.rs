@@ -20,9 +20,9 @@ enum Kind {
 struct Args {
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// Default: 1883, or 1884 with --v5 (edgemq's MQTT 5 port).
-    #[arg(long)]
-    port: Option<u16>,
+    /// edgemq serves MQTT 3.1.1 and 5 on the same port.
+    #[arg(long, default_value_t = 1883)]
+    port: u16,
     #[arg(long)]
     device_id: String,
     /// YYYY-MM-DD
@@ -71,7 +71,7 @@ async fn ask_v311(args: &Args) -> Result<(), String> {
     let kind = kind_name(args.kind);
     let request_topic = format!("home/get{kind}/{}", args.client_id);
     let reply_topic = format!("home/data{kind}/{}", args.client_id);
-    let mut options = MqttOptions::new(&args.client_id, &args.host, args.port.unwrap_or(1883));
+    let mut options = MqttOptions::new(&args.client_id, &args.host, args.port);
     options.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
     let (client, mut events) = AsyncClient::new(options, 10);
     client
@@ -111,7 +111,7 @@ async fn ask_v5(args: &Args) -> Result<(), String> {
     let request_topic = format!("home/get{kind}/{}", args.client_id);
     let response_topic = format!("replies/{}/{}", args.client_id, std::process::id());
     let correlation = format!("req-{}", chrono::Utc::now().timestamp_millis());
-    let mut options = MqttOptions::new(&args.client_id, &args.host, args.port.unwrap_or(1884));
+    let mut options = MqttOptions::new(&args.client_id, &args.host, args.port);
     options.set_max_packet_size(Some(16 * 1024 * 1024));
     let (client, mut events) = AsyncClient::new(options, 10);
     client
