@@ -12,6 +12,7 @@ CREATE TABLE IF NOT EXISTS messages (
     kind        TEXT,               -- the route's kind (telemetry, status, ...); NULL: no route
     device_time INTEGER,            -- the device's own time, else received_at
     client_id   TEXT,               -- the MQTT client that published it (or left it as its will)
+    username    TEXT,               -- the username that client logged in with
     qos         INTEGER,            -- the QoS it was published with
     retain      INTEGER             -- 1: published with the retain flag
 );

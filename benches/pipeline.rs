@@ -99,6 +99,7 @@ fn batch_insert(c: &mut Criterion) {
                             device_time: clock + i as i64,
                             publisher: Some(store::Publisher {
                                 client_id: client.clone(),
+                                username: None,
                                 qos: 1,
                                 retain: false,
                             }),

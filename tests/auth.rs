@@ -50,8 +50,8 @@ fn a_mosquitto_password_file_admits_its_users_only() {
         "an unknown user is refused"
     );
     assert!(!publish(&[]), "no login is refused");
-    let rows = rows_eventually(&edgemq.db, "SELECT payload FROM messages", 1);
-    assert_eq!(rows, [["-u alice -P wonder land"]]);
+    let rows = rows_eventually(&edgemq.db, "SELECT payload, username FROM messages", 1);
+    assert_eq!(rows, [["-u alice -P wonder land", "alice"]]);
     assert!(edgemq.stop().success());
 }
 
@@ -77,9 +77,16 @@ fn config_users_and_the_anonymous_switch() {
             .success());
         assert!(publish(v, &[]).status.success(), "anonymous allowed");
     }
-    let wrong = publish("mqttv311", &["-u", "sensor1", "-P", "guess"]);
+    // In mosquitto_sub's own words.
+    let wrong = mosquitto(&edgemq, "mosquitto_sub")
+        .args(["-t", "x", "-u", "sensor1", "-P", "guess", "-C", "1"])
+        .output()
+        .unwrap();
     assert!(!wrong.status.success());
-    assert!(String::from_utf8_lossy(&wrong.stderr).contains("not authorised"));
+    assert_eq!(
+        String::from_utf8_lossy(&wrong.stderr).trim(),
+        "Connection error: Connection Refused: not authorised."
+    );
     let wrong = publish("mqttv5", &["-u", "sensor1", "-P", "guess"]);
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("Bad User Name or Password"));
     rows_eventually(&edgemq.db, "SELECT id FROM messages", 6);

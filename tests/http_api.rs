@@ -348,6 +348,16 @@ async fn native_api_pages_series_messages_alerts_and_clearing() {
     assert_eq!(rest["items"].as_array().unwrap().len(), 7);
     let (_, exact) = get(&edgemq, "/api/v1/messages?topic=plain/topic").await;
     assert_eq!(exact["items"][0]["payload"], "hello");
+    // Who sent it, and how (mosquitto_pub: QoS 0, not retained).
+    let sender = &exact["items"][0];
+    assert!(
+        sender["client_id"].as_str().is_some_and(|c| !c.is_empty()),
+        "{sender}"
+    );
+    assert_eq!(
+        (&sender["qos"], &sender["retain"]),
+        (&json!(0), &json!(false))
+    );
     let (_, by_device) = get(&edgemq, "/api/v1/messages?device_id=a2&topic=devices/%23").await;
     assert_eq!(by_device["items"].as_array().unwrap().len(), 4);
 

@@ -25,6 +25,8 @@ pub struct Client {
     pub version: Version,
     /// The id as the client sent it (or as edgemq assigned it).
     pub client_id: Arc<str>,
+    /// The username it logged in with.
+    pub username: Option<Arc<str>>,
     /// Seconds; 0: no keep-alive.
     pub keep_alive: u16,
     pub will: Option<Will>,
@@ -167,6 +169,7 @@ pub async fn accept(
     Ok(Client {
         version,
         client_id,
+        username: login.map(|l| Arc::from(l.username.as_str())),
         keep_alive: connect.keep_alive,
         will: will.map(|w| to_will(w, will_properties)),
         link_tx,

@@ -182,6 +182,7 @@ impl Session {
                 properties: will.properties.clone().map(Box::new),
                 publisher: Some(Publisher {
                     client_id: self.client.client_id.clone(),
+                    username: self.client.username.clone(),
                     qos: will.qos,
                     retain: will.publish.retain,
                 }),
@@ -352,6 +353,7 @@ impl Session {
             properties: properties.clone().map(Box::new),
             publisher: Some(Publisher {
                 client_id: self.client.client_id.clone(),
+                username: self.client.username.clone(),
                 qos: qos as u8,
                 retain: publish.retain,
             }),

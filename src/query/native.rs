@@ -123,13 +123,17 @@ fn message(row: &Row) -> rusqlite::Result<Value> {
         "device_id": row.get::<_, Option<String>>(4)?,
         "kind": row.get::<_, Option<String>>(5)?,
         "device_time": iso_ms(row.get(6)?),
+        "client_id": row.get::<_, Option<String>>(7)?,
+        "username": row.get::<_, Option<String>>(8)?,
+        "qos": row.get::<_, Option<i64>>(9)?,
+        "retain": row.get::<_, Option<bool>>(10)?,
     }))
 }
 
 /// Messages newest first. An exact topic or a device uses its index; a wildcard filter
 /// examines at most `SCAN_LIMIT` rows per page and says where to go on.
 pub fn messages(conn: &Connection, f: &MessageFilter) -> rusqlite::Result<Page> {
-    let columns = "id, received_at, topic, payload, device_id, kind, device_time";
+    let columns = "id, received_at, topic, payload, device_id, kind, device_time, client_id, username, qos, retain";
     let before = f.before_id.unwrap_or(i64::MAX);
     let wildcard = f.topic.filter(|t| t.contains('+') || t.contains('#'));
     let (sql, exact_topic) = match (f.device_id, f.topic) {

@@ -40,6 +40,8 @@ pub struct Record {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Publisher {
     pub client_id: Arc<str>,
+    /// The username it logged in with, if any.
+    pub username: Option<Arc<str>>,
     pub qos: u8,
     pub retain: bool,
 }
@@ -245,6 +247,7 @@ fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
     }
     for (column, ty) in [
         ("client_id", "TEXT"),
+        ("username", "TEXT"),
         ("qos", "INTEGER"),
         ("retain", "INTEGER"),
     ] {

@@ -246,8 +246,8 @@ fn write_totals(tx: &rusqlite::Transaction, batch: &Batch) -> rusqlite::Result<(
 fn insert_records(tx: &rusqlite::Transaction, records: &[Record]) -> rusqlite::Result<()> {
     let mut insert = tx.prepare_cached(
         "INSERT INTO messages (received_at, topic, payload, device_id, kind, device_time,
-                               client_id, qos, retain)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                               client_id, username, qos, retain)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
     // Each device's registry entry is touched once per batch, with its latest message.
     let mut seen: HashMap<&str, (i64, i64, &Record)> = HashMap::new();
@@ -261,6 +261,7 @@ fn insert_records(tx: &rusqlite::Transaction, records: &[Record]) -> rusqlite::R
             r.kind,
             r.device_time,
             publisher.map(|p| p.client_id.as_ref()),
+            publisher.and_then(|p| p.username.as_deref()),
             publisher.map(|p| p.qos),
             publisher.map(|p| p.retain),
         ))?;
