@@ -3,7 +3,7 @@
 //! the persisted rate, publish→commit latency (p50/p99) and edgemq's peak RSS.
 //!
 //!     cargo bench --bench ingest -- [--clients 10] [--messages 1000000] [--qos 1]
-//!                                   [--payload raw,seed] [--rate MSG_PER_S]
+//!                                   [--payload raw,seed] [--rate MSG_PER_S] [--inflight 100]
 //!
 //! Without `--rate` the clients publish as fast as the broker acknowledges; with it, they
 //! publish at that total rate (to find the highest rate a load sustains with zero loss).
@@ -44,6 +44,8 @@ struct Args {
     rate: u64,
     /// Durable acks (PUBACK after commit) for each run, in order.
     acks: Vec<bool>,
+    /// QoS 1 messages each client may have unacknowledged.
+    inflight: u16,
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -60,6 +62,7 @@ fn args() -> Args {
         payloads: vec![Payload::Raw, Payload::Seed],
         rate: 0,
         acks: vec![true],
+        inflight: 100,
     };
     let raw: Vec<String> = std::env::args().collect();
     let value = |name: &str| {
@@ -92,6 +95,9 @@ fn args() -> Args {
                 _ => panic!("--acks durable,immediate"),
             })
             .collect();
+    }
+    if let Some(v) = value("--inflight") {
+        args.inflight = v.parse().expect("--inflight N");
     }
     if let Some(v) = value("--rate") {
         args.rate = v.parse().expect("--rate MSG_PER_S");
@@ -141,13 +147,14 @@ async fn publisher(
     qos: QoS,
     kind: Payload,
     rate: u64,
+    inflight: u16,
 ) {
     let mut options = MqttOptions::new(
         format!("bench-{client}"),
         addr.ip().to_string(),
         addr.port(),
     );
-    options.set_inflight(100);
+    options.set_inflight(inflight);
     options.set_keep_alive(Duration::from_secs(60));
     // A short request queue: the payload is timestamped just before it goes out.
     let (mqtt, mut eventloop) = AsyncClient::new(options, 10);
@@ -368,7 +375,15 @@ fn pub_sub(addr: SocketAddr, args: &Args) -> (f64, usize) {
         let publishers: Vec<_> = (0..args.clients)
             .map(|c| {
                 let n = per_client + usize::from(c < total % args.clients);
-                tokio::spawn(publisher(addr, c, n, args.qos, Payload::Raw, 0))
+                tokio::spawn(publisher(
+                    addr,
+                    c,
+                    n,
+                    args.qos,
+                    Payload::Raw,
+                    0,
+                    args.inflight,
+                ))
             })
             .collect();
         for p in publishers {
@@ -486,7 +501,15 @@ fn run(args: &Args, payload: Payload, durable: bool) -> (f64, usize) {
             .map(|c| {
                 let n = per_client + usize::from(c < args.messages % args.clients);
                 let rate = args.rate / args.clients as u64;
-                tokio::spawn(publisher(mqtt, c, n, args.qos, payload, rate))
+                tokio::spawn(publisher(
+                    mqtt,
+                    c,
+                    n,
+                    args.qos,
+                    payload,
+                    rate,
+                    args.inflight,
+                ))
             })
             .collect();
         for t in tasks {
