@@ -360,6 +360,11 @@ async fn native_api_pages_series_messages_alerts_and_clearing() {
     );
     let (_, by_device) = get(&edgemq, "/api/v1/messages?device_id=a2&topic=devices/%23").await;
     assert_eq!(by_device["items"].as_array().unwrap().len(), 4);
+    // An exact topic whose messages carry a device id (found through that device).
+    let (_, routed) = get(&edgemq, "/api/v1/messages?topic=devices/a2/telemetry").await;
+    let routed = routed["items"].as_array().unwrap();
+    assert_eq!(routed.len(), 4);
+    assert!(routed.iter().all(|m| m["topic"] == "devices/a2/telemetry"));
 
     // Every reading so far is below 30 °C; one above raises HIGH_TEMP. (Filters name the type:
     // on a slow machine the devices may also have gone OFFLINE by now.)

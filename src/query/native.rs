@@ -130,7 +130,7 @@ fn message(row: &Row) -> rusqlite::Result<Value> {
     }))
 }
 
-/// Messages newest first. An exact topic or a device uses its index; a wildcard filter
+/// Messages newest first. An exact topic or a device uses the indexes; a wildcard filter
 /// examines at most `SCAN_LIMIT` rows per page and says where to go on.
 pub fn messages(conn: &Connection, f: &MessageFilter) -> rusqlite::Result<Page> {
     let columns = "id, received_at, topic, payload, device_id, kind, device_time, client_id, username, qos, retain";
@@ -141,8 +141,17 @@ pub fn messages(conn: &Connection, f: &MessageFilter) -> rusqlite::Result<Page> 
             format!("SELECT {columns} FROM messages WHERE device_id = ?1 AND received_at >= ?2 AND received_at <= ?3 AND id < ?4 ORDER BY id DESC"),
             None,
         ),
+        // Messages without a device from the topic index, the others through their devices.
         (None, Some(t)) if wildcard.is_none() => (
-            format!("SELECT {columns} FROM messages WHERE topic = ?1 AND received_at >= ?2 AND received_at <= ?3 AND id < ?4 ORDER BY id DESC"),
+            format!(
+                "SELECT {columns} FROM messages
+                 WHERE topic = ?1 AND device_id IS NULL AND received_at >= ?2 AND received_at <= ?3 AND id < ?4
+                 UNION ALL
+                 SELECT {columns} FROM messages
+                 WHERE device_id IN (SELECT device_id FROM topic_devices WHERE topic = ?1) AND topic = ?1
+                   AND received_at >= ?2 AND received_at <= ?3 AND id < ?4
+                 ORDER BY id DESC"
+            ),
             Some(t),
         ),
         _ => (

@@ -235,7 +235,28 @@ pub fn open_writer(path: &Path, synchronous: Synchronous) -> rusqlite::Result<Co
     conn.pragma_update(None, "cache_size", -16384)?;
     conn.execute_batch(SCHEMA)?;
     add_missing_columns(&conn)?;
+    replace_topic_index(&conn)?;
     Ok(conn)
+}
+
+/// Databases made before `topic_devices` have an index on every message's topic: fill
+/// `topic_devices` from their messages once, then drop that index.
+fn replace_topic_index(conn: &Connection) -> rusqlite::Result<()> {
+    let old: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'messages_topic_time'",
+        [],
+        |r| r.get(0),
+    )?;
+    if old > 0 {
+        conn.execute_batch(
+            "BEGIN;
+             INSERT OR IGNORE INTO topic_devices (topic, device_id)
+                 SELECT DISTINCT topic, device_id FROM messages WHERE device_id IS NOT NULL;
+             DROP INDEX messages_topic_time;
+             COMMIT;",
+        )?;
+    }
+    Ok(())
 }
 
 /// Columns added to `messages` after its first release, for databases made before them.
@@ -280,4 +301,47 @@ pub fn size_on_disk(path: &Path) -> u64 {
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_old_topic_index_is_replaced_by_topic_devices() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE messages (id INTEGER PRIMARY KEY, received_at INTEGER NOT NULL,
+                 topic TEXT NOT NULL, payload BLOB NOT NULL, device_id TEXT, kind TEXT,
+                 device_time INTEGER);
+             CREATE INDEX messages_topic_time ON messages (topic, received_at);
+             INSERT INTO messages (received_at, topic, payload, device_id, kind, device_time)
+             VALUES (1, 'sensors/s1', x'7b7d', 's1', 'telemetry', 1),
+                    (2, 'raw/x', x'00', NULL, NULL, 2);",
+        )
+        .unwrap();
+        drop(old);
+        let conn = open_writer(&path, Synchronous::Normal).unwrap();
+        let pairs: Vec<(String, String)> = conn
+            .prepare("SELECT topic, device_id FROM topic_devices")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(pairs, [("sensors/s1".to_string(), "s1".to_string())]);
+        let old_index: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'messages_topic_time'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(old_index, 0);
+        // Opening again changes nothing.
+        drop(conn);
+        open_writer(&path, Synchronous::Normal).unwrap();
+    }
 }

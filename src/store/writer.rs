@@ -251,6 +251,7 @@ fn insert_records(tx: &rusqlite::Transaction, records: &[Record]) -> rusqlite::R
     )?;
     // Each device's registry entry is touched once per batch, with its latest message.
     let mut seen: HashMap<&str, (i64, i64, &Record)> = HashMap::new();
+    let mut topics: std::collections::HashSet<(&str, &str)> = Default::default();
     for r in records {
         let publisher = r.publisher.as_ref();
         insert.execute((
@@ -266,6 +267,7 @@ fn insert_records(tx: &rusqlite::Transaction, records: &[Record]) -> rusqlite::R
             publisher.map(|p| p.retain),
         ))?;
         if let Some(id) = &r.device_id {
+            topics.insert((&r.topic, id));
             seen.entry(id)
                 .and_modify(|(_, last, latest)| {
                     *last = r.received_at;
@@ -282,6 +284,11 @@ fn insert_records(tx: &rusqlite::Transaction, records: &[Record]) -> rusqlite::R
     )?;
     for (id, (first, last, latest)) in seen {
         upsert.execute((id, first, last, &latest.topic, latest.payload.as_ref()))?;
+    }
+    let mut pair = tx
+        .prepare_cached("INSERT OR IGNORE INTO topic_devices (topic, device_id) VALUES (?1, ?2)")?;
+    for (topic, device) in topics {
+        pair.execute((topic, device))?;
     }
     Ok(())
 }
