@@ -174,6 +174,8 @@ fn main() {
         ("seed 003 /api/stats/avg/ (1h)", format!("/api/stats/avg/?deviceId={device}&window=1h")),
         ("seed 003 /api/alerts/", "/api/alerts/?limit=50".to_string()),
         ("v1 series 24 h, 500 buckets", format!("/api/v1/devices/{device}/series?metric=temperature&from={}&to={now}&bucket=172800ms", now - DAY_MS)),
+        ("v1 messages, one topic (100)", format!("/api/v1/messages?topic=devices/{device}/telemetry&limit=100")),
+        ("v1 messages, one device (100)", format!("/api/v1/messages?device_id={device}&limit=100")),
     ];
 
     let stop = Arc::new(AtomicBool::new(false));
