@@ -5,17 +5,16 @@
 
 use super::codec::{self, Version};
 use super::connect::{end_link, Client};
-use super::sys::{is_sys_filter, SysTree};
 use super::Shared;
+
+mod subscriptions;
 use crate::ingest::{Incoming, Intake};
 use crate::store::{Publisher, Receipts};
-use crate::topic;
 use bytes::BytesMut;
 use rumqttd::protocol::{
-    Disconnect, DisconnectReasonCode, Packet, PingReq, PingResp, PubAck, PubAckReason, PubComp,
-    PubCompReason, PubRec, PubRecReason, Publish, PublishProperties, QoS, SubAck, Subscribe,
-    SubscribeProperties, SubscribeReasonCode, UnsubAck, UnsubAckReason, Unsubscribe,
-    UnsubscribeProperties,
+    Disconnect, DisconnectReasonCode, Packet, PingResp, PubAck, PubAckReason, PubComp,
+    PubCompReason, PubRec, PubRecReason, Publish, PublishProperties, QoS, SubscribeReasonCode,
+    UnsubAck, UnsubAckReason,
 };
 use rumqttd::Notification;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -435,112 +434,6 @@ impl Session {
         self.write(packet);
     }
 
-    fn subscribe(
-        &mut self,
-        subscribe: Subscribe,
-        properties: Option<SubscribeProperties>,
-        to_router: &mut Vec<Packet>,
-    ) {
-        let refused = if self.client.version.is_v5() {
-            SubscribeReasonCode::TopicFilterInvalid
-        } else {
-            SubscribeReasonCode::Failure
-        };
-        let mut codes = Vec::with_capacity(subscribe.filters.len());
-        let mut forward = Vec::new();
-        let mut new_sys = Vec::new();
-        for filter in subscribe.filters {
-            let valid = topic::valid_filter(&filter.path);
-            if valid && is_sys_filter(&filter.path) {
-                if !self.sys_filters.contains(&filter.path) {
-                    self.sys_filters.push(filter.path.clone());
-                }
-                new_sys.push(filter.path);
-                codes.push(Some(SubscribeReasonCode::QoS0));
-            } else if !valid
-                || (filter.path.starts_with('$') && !filter.path.starts_with("$share/"))
-            {
-                codes.push(Some(refused));
-            } else {
-                codes.push(None);
-                forward.push(filter);
-            }
-        }
-        let pkid = subscribe.pkid;
-        if forward.is_empty() {
-            let return_codes = codes.into_iter().flatten().collect();
-            self.write(Packet::SubAck(SubAck { pkid, return_codes }, None));
-            self.send_new_sys(&new_sys);
-        } else {
-            self.subacks.insert(pkid, (codes, new_sys));
-            let subscribe = Subscribe {
-                pkid,
-                filters: forward,
-            };
-            to_router.push(Packet::Subscribe(subscribe, properties));
-        }
-    }
-
-    /// Like retained messages: the current values of newly subscribed `$SYS` topics.
-    fn send_new_sys(&mut self, filters: &[String]) {
-        if !filters.is_empty() {
-            let tree = Arc::new(super::sys::build(&self.shared.metrics, self.shared.started));
-            self.send_sys(&tree, Some(filters));
-        }
-    }
-
-    fn unsubscribe(
-        &mut self,
-        unsubscribe: Unsubscribe,
-        properties: Option<UnsubscribeProperties>,
-        to_router: &mut Vec<Packet>,
-    ) {
-        let mut reasons = Vec::with_capacity(unsubscribe.filters.len());
-        let mut forward = Vec::new();
-        for filter in unsubscribe.filters {
-            if is_sys_filter(&filter) {
-                let before = self.sys_filters.len();
-                self.sys_filters.retain(|f| *f != filter);
-                reasons.push(if self.sys_filters.len() < before {
-                    UnsubAckReason::Success
-                } else {
-                    UnsubAckReason::NoSubscriptionExisted
-                });
-            } else {
-                reasons.push(UnsubAckReason::Success);
-                forward.push(filter);
-            }
-        }
-        let pkid = unsubscribe.pkid;
-        if !forward.is_empty() {
-            let unsubscribe = Unsubscribe {
-                pkid,
-                filters: forward,
-            };
-            to_router.push(Packet::Unsubscribe(unsubscribe, properties));
-        }
-        // The router answers only filters that were subscribed; its PINGRESP to this comes
-        // back behind whatever it does answer, and is our cue for exactly one UNSUBACK.
-        to_router.push(Packet::PingReq(PingReq));
-        self.unsubacks.push_back((pkid, reasons));
-    }
-
-    /// Sends the `$SYS` topics matching the session's filters (or only `new` ones, retained).
-    fn send_sys(&mut self, tree: &SysTree, new: Option<&[String]>) {
-        let filters = new.unwrap_or(&self.sys_filters).to_vec();
-        for (name, value) in tree.iter() {
-            if filters.iter().any(|f| topic::matches(f, name)) {
-                let publish = Publish::new(
-                    bytes::Bytes::from(name.clone()),
-                    value.clone(),
-                    new.is_some(),
-                );
-                self.shared.metrics.sent.fetch_add(1, Relaxed);
-                self.write(Packet::Publish(publish, None));
-            }
-        }
-    }
-
     async fn handle_router(&mut self, notification: Notification) -> Option<End> {
         match notification {
             Notification::Forward(forward) => {
@@ -570,31 +463,6 @@ impl Session {
             _ => {}
         }
         None
-    }
-
-    fn finish_suback(
-        &mut self,
-        suback: SubAck,
-        properties: Option<rumqttd::protocol::SubAckProperties>,
-    ) {
-        let Some((codes, new_sys)) = self.subacks.remove(&suback.pkid) else {
-            self.write(Packet::SubAck(suback, properties));
-            return;
-        };
-        let mut from_router = suback.return_codes.into_iter();
-        let return_codes = codes
-            .into_iter()
-            .map(|code| {
-                code.or_else(|| from_router.next())
-                    .unwrap_or(SubscribeReasonCode::Failure)
-            })
-            .collect();
-        let suback = SubAck {
-            pkid: suback.pkid,
-            return_codes,
-        };
-        self.write(Packet::SubAck(suback, properties));
-        self.send_new_sys(&new_sys);
     }
 
     /// A packet that cannot be read: said to an MQTT 5 client, then the connection closes.
