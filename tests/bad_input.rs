@@ -184,3 +184,37 @@ async fn device_times_far_in_the_future_fall_back_to_arrival_and_are_counted() {
         "{metrics}"
     );
 }
+
+#[test]
+fn a_packet_over_the_size_limit_closes_only_that_connection() {
+    let dir = temp_dir();
+    std::fs::write(
+        dir.path().join("small.toml"),
+        "[mqtt]\nmax_packet_size = 100000\n",
+    )
+    .unwrap();
+    let edgemq = Edgemq::start(dir.path(), &["--config", "small.toml"]);
+    let big = dir.path().join("big.txt");
+    std::fs::write(&big, "a".repeat(200_000)).unwrap();
+    let out = mosquitto(&edgemq, "mosquitto_pub")
+        .args(["-q", "1", "-t", "big/one", "-f"])
+        .arg(&big)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("The connection was lost"),
+        "{out:?}"
+    );
+    mosquitto_pub(&edgemq, "small/one", b"fine", &["-q", "1"]);
+    let rows = rows_eventually(&edgemq.db, "SELECT topic FROM messages", 1);
+    assert_eq!(rows, [["small/one"]]);
+    assert!(
+        edgemq
+            .log_text()
+            .contains("a packet of 200011 bytes is over [mqtt] max_packet_size (100000)"),
+        "{}",
+        edgemq.log_text()
+    );
+    assert!(edgemq.stop().success());
+}

@@ -467,13 +467,18 @@ impl Session {
 
     /// A packet that cannot be read: said to an MQTT 5 client, then the connection closes.
     fn refuse_packet(&mut self, e: rumqttd::protocol::Error) -> String {
-        let code = match e {
-            rumqttd::protocol::Error::PayloadSizeLimitExceeded(_) => {
-                DisconnectReasonCode::PacketTooLarge
+        match e {
+            rumqttd::protocol::Error::PayloadSizeLimitExceeded(size) => {
+                let max = self.shared.settings.max_packet_size;
+                let why =
+                    format!("a packet of {size} bytes is over [mqtt] max_packet_size ({max})");
+                self.fail(DisconnectReasonCode::PacketTooLarge, &why)
             }
-            _ => DisconnectReasonCode::MalformedPacket,
-        };
-        self.fail(code, &e.to_string())
+            e => self.fail(
+                DisconnectReasonCode::MalformedPacket,
+                &format!("malformed packet: {e}"),
+            ),
+        }
     }
 
     fn fail(&mut self, code: DisconnectReasonCode, why: &str) -> String {
