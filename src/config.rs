@@ -77,7 +77,8 @@ pub struct StoreSection {
     pub path: PathBuf,
     /// Most messages written in one transaction.
     pub batch_max: usize,
-    /// Messages that may wait between the broker tap and the writer.
+    /// Messages that may wait between the front door and ingest; when full, connections stop
+    /// reading until there is room.
     pub queue_capacity: usize,
     /// SQLite `synchronous`: "normal" survives a process crash, "full" also a power loss.
     pub synchronous: Synchronous,
