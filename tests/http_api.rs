@@ -620,3 +620,84 @@ async fn the_openapi_document_matches_what_is_served() {
     served.sort_unstable();
     assert_eq!(documented, served);
 }
+
+/// Follows `next_cursor` from `path` (pages of 2) and returns one field of every item.
+async fn all_pages(edgemq: &Edgemq, path: &str, field: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let url = match &cursor {
+            None => format!("{path}&limit=2"),
+            Some(c) => format!("{path}&limit=2&cursor={c}"),
+        };
+        let (status, page) = get(edgemq, &url).await;
+        assert_eq!(status, 200, "{url}: {page}");
+        out.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m[field].clone()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return out,
+        }
+    }
+    panic!("more pages than expected: {out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_pages_follow_the_cursor_of_their_query() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    // A device whose own times arrive out of order, and a topic without devices.
+    for i in [2, 0, 4, 1, 3] {
+        let body = format!(
+            r#"{{"deviceId":"pg1","ts":{},"temperature":{i},"humidity":40}}"#,
+            1_795_400_000_000i64 + i * 1000
+        );
+        mosquitto_pub(
+            &edgemq,
+            "devices/pg1/telemetry",
+            body.as_bytes(),
+            &["-q", "1"],
+        );
+    }
+    for i in 0..3 {
+        mosquitto_pub(&edgemq, "raw/pg", format!("r{i}").as_bytes(), &["-q", "1"]);
+    }
+    rows_eventually(&edgemq.db, "SELECT id FROM messages", 8);
+
+    // A device, and an exact topic only it publishes on: newest by the device's time.
+    let by_device = all_pages(&edgemq, "/api/v1/messages?device_id=pg1", "payload").await;
+    let temps: Vec<_> = by_device.iter().map(|p| p["temperature"].clone()).collect();
+    assert_eq!(temps, [4, 3, 2, 1, 0].map(|t| json!(t)));
+    let by_topic = all_pages(
+        &edgemq,
+        "/api/v1/messages?topic=devices/pg1/telemetry",
+        "payload",
+    )
+    .await;
+    assert_eq!(by_topic, by_device);
+    // A topic without devices: newest by arrival.
+    let raw = all_pages(&edgemq, "/api/v1/messages?topic=raw/pg", "payload").await;
+    assert_eq!(raw, [json!("r2"), json!("r1"), json!("r0")]);
+    // Everything, by id.
+    let every = all_pages(&edgemq, "/api/v1/messages?topic=%23", "topic").await;
+    assert_eq!(every.len(), 8);
+
+    bad(
+        &edgemq,
+        "/api/v1/messages?device_id=pg1&cursor=abc",
+        "next_cursor",
+    )
+    .await;
+    bad(
+        &edgemq,
+        "/api/v1/messages?device_id=pg1&cursor=123",
+        "start again",
+    )
+    .await;
+    assert!(edgemq.stop().success());
+}

@@ -5,7 +5,8 @@ use super::error::{ApiError, ApiResult};
 use super::params::Params;
 use super::AppState;
 use crate::ingest::Intake;
-use crate::query::native::{self, AlertFilter, MessageFilter, SeriesQuery};
+use crate::query::messages::{self, MessageFilter};
+use crate::query::native::{self, AlertFilter, SeriesQuery};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde_json::{json, Value};
@@ -93,7 +94,8 @@ pub async fn series(
     })))
 }
 
-/// `GET /api/v1/messages?topic=FILTER&device_id=&from=&to=&limit=&cursor=`, newest first.
+/// `GET /api/v1/messages?topic=FILTER&device_id=&from=&to=&limit=&cursor=`, newest first (by
+/// the device's own time when one device is asked for; see `query::messages`).
 pub async fn messages(State(s): State<AppState>, Query(q): Q) -> ApiResult<Json<Value>> {
     let p = Params(q);
     let topic = p.get("topic").map(str::to_string);
@@ -107,7 +109,7 @@ pub async fn messages(State(s): State<AppState>, Query(q): Q) -> ApiResult<Json<
     let device = p.get("device_id").map(str::to_string);
     let from = p.time("from")?.unwrap_or(0);
     let to = p.time("to")?.unwrap_or(i64::MAX);
-    let before_id = p.cursor()?;
+    let cursor = p.get("cursor").map(str::to_string);
     let limit = p.limit("limit", 100, 1000)?;
     let page =
         s.db.run(move |c| {
@@ -116,12 +118,13 @@ pub async fn messages(State(s): State<AppState>, Query(q): Q) -> ApiResult<Json<
                 device_id: device.as_deref(),
                 from_ms: from,
                 to_ms: to,
-                before_id,
+                cursor: cursor.as_deref(),
                 limit,
             };
-            native::messages(c, &f)
+            messages::messages(c, &f)
         })
-        .await?;
+        .await?
+        .map_err(ApiError::bad_request)?;
     Ok(Json(page.to_json()))
 }
 

@@ -2,7 +2,6 @@
 //! dead letters. Lists are paged by cursor: pass back `next_cursor` to get the next page.
 
 use super::{iso_ms, payload_json};
-use crate::topic;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::{json, Map, Value};
 
@@ -25,9 +24,6 @@ impl Page {
         json!({ "items": self.items, "next_cursor": self.next_cursor })
     }
 }
-
-/// Rows a wildcard message query examines per page before it returns what it found.
-const SCAN_LIMIT: usize = 50_000;
 
 fn device(conn: &Connection, row: &Row) -> rusqlite::Result<Value> {
     let device_id: String = row.get(0)?;
@@ -101,19 +97,8 @@ pub fn device_by_id(conn: &Connection, device_id: &str) -> rusqlite::Result<Opti
     }
 }
 
-/// What a message list is narrowed to.
-pub struct MessageFilter<'a> {
-    /// MQTT topic filter; wildcards allowed.
-    pub topic: Option<&'a str>,
-    pub device_id: Option<&'a str>,
-    pub from_ms: i64,
-    pub to_ms: i64,
-    /// Only ids below this (the previous page's cursor).
-    pub before_id: Option<i64>,
-    pub limit: u32,
-}
-
-fn message(row: &Row) -> rusqlite::Result<Value> {
+/// One `messages` row (columns as `messages::COLUMNS` lists them) as JSON.
+pub(super) fn message(row: &Row) -> rusqlite::Result<Value> {
     let payload: Vec<u8> = row.get(3)?;
     Ok(json!({
         "id": row.get::<_, i64>(0)?,
@@ -128,72 +113,6 @@ fn message(row: &Row) -> rusqlite::Result<Value> {
         "qos": row.get::<_, Option<i64>>(9)?,
         "retain": row.get::<_, Option<bool>>(10)?,
     }))
-}
-
-/// Messages newest first. An exact topic or a device uses the indexes; a wildcard filter
-/// examines at most `SCAN_LIMIT` rows per page and says where to go on.
-pub fn messages(conn: &Connection, f: &MessageFilter) -> rusqlite::Result<Page> {
-    let columns = "id, received_at, topic, payload, device_id, kind, device_time, client_id, username, qos, retain";
-    let before = f.before_id.unwrap_or(i64::MAX);
-    let wildcard = f.topic.filter(|t| t.contains('+') || t.contains('#'));
-    let (sql, exact_topic) = match (f.device_id, f.topic) {
-        (Some(_), _) => (
-            format!("SELECT {columns} FROM messages WHERE device_id = ?1 AND received_at >= ?2 AND received_at <= ?3 AND id < ?4 ORDER BY id DESC"),
-            None,
-        ),
-        // Messages without a device from the topic index, the others through their devices.
-        (None, Some(t)) if wildcard.is_none() => (
-            format!(
-                "SELECT {columns} FROM messages
-                 WHERE topic = ?1 AND device_id IS NULL AND received_at >= ?2 AND received_at <= ?3 AND id < ?4
-                 UNION ALL
-                 SELECT {columns} FROM messages
-                 WHERE device_id IN (SELECT device_id FROM topic_devices WHERE topic = ?1) AND topic = ?1
-                   AND received_at >= ?2 AND received_at <= ?3 AND id < ?4
-                 ORDER BY id DESC"
-            ),
-            Some(t),
-        ),
-        _ => (
-            format!("SELECT {columns} FROM messages WHERE ?1 IS NULL AND received_at >= ?2 AND received_at <= ?3 AND id < ?4 ORDER BY id DESC"),
-            None,
-        ),
-    };
-    let key: Option<&str> = f.device_id.or(exact_topic);
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params![key, f.from_ms, f.to_ms, before])?;
-    let mut items = Vec::new();
-    let mut scanned = 0;
-    while let Some(row) = rows.next()? {
-        scanned += 1;
-        let id: i64 = row.get(0)?;
-        // The index narrowed by device or exact topic; a wildcard is checked here.
-        let topic_ok = match f.topic {
-            Some(filter) if wildcard.is_some() || f.device_id.is_some() => {
-                topic::matches(filter, &row.get::<_, String>(2)?)
-            }
-            _ => true,
-        };
-        if topic_ok {
-            items.push(message(row)?);
-            if items.len() == f.limit as usize {
-                return Ok(Page {
-                    items,
-                    next_cursor: Some(id.to_string()),
-                });
-            }
-        }
-        if wildcard.is_some() && scanned >= SCAN_LIMIT {
-            return Ok(Page {
-                items,
-                next_cursor: Some(id.to_string()),
-            });
-        }
-    }
-    Ok(Page {
-        items,
-        next_cursor: None,
-    })
 }
 
 /// One bucket of a metric series.
