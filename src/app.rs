@@ -49,6 +49,20 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         .await
         .map_err(|e| bind_error("mqtt", mqtt_addr, e))?;
     let mqtt_addr = mqtt_listener.local_addr()?;
+    let ws_listener = match config.mqtt.websocket {
+        false => None,
+        true => {
+            let addr = config.mqtt.websocket_listen;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| bind_error("mqtt-ws", addr, e))?;
+            Some(listener)
+        }
+    };
+    let mut mqtt_listeners = vec![("mqtt", mqtt_addr)];
+    if let Some(ws) = &ws_listener {
+        mqtt_listeners.push(("mqtt-ws", ws.local_addr()?));
+    }
     let http_addr = config.http.listen;
     let http_listener = tokio::net::TcpListener::bind(http_addr)
         .await
@@ -124,10 +138,15 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         started: started_at,
         closing: closing_rx.clone(),
     };
-    let mut front_door = front_door::start(mqtt_listener, Arc::new(shared));
+    let mut front_door = front_door::start(mqtt_listener, ws_listener, Arc::new(shared));
     metrics.listeners_up.store(true, Relaxed);
     tracing::info!(
-        "edgemq ready: mqtt={mqtt_addr} http={http_addr} db={} ({stored_at_start} messages)",
+        "edgemq ready: {} http={http_addr} db={} ({stored_at_start} messages)",
+        mqtt_listeners
+            .iter()
+            .map(|(label, addr)| format!("{label}={addr}"))
+            .collect::<Vec<_>>()
+            .join(" "),
         db_path.display()
     );
     let dashboard_host = if http_addr.ip().is_unspecified() {
@@ -151,7 +170,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         db,
         db_path: db_path.clone(),
         intake: commands.clone(),
-        mqtt_listeners: vec![("mqtt", mqtt_addr)],
+        mqtt_listeners,
         queue_capacity: config.store.queue_capacity,
         stored_at_start,
         started_at,

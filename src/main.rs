@@ -20,6 +20,9 @@ struct Cli {
     /// MQTT listen address (3.1, 3.1.1 and 5); port 0 picks a free port [config: mqtt.listen; default: 0.0.0.0:1883]
     #[arg(long, value_name = "ADDR")]
     mqtt: Option<SocketAddr>,
+    /// MQTT over WebSockets listen address [config: mqtt.websocket_listen; default: 0.0.0.0:8083]
+    #[arg(long = "mqtt-ws", value_name = "ADDR")]
+    mqtt_ws: Option<SocketAddr>,
     /// HTTP listen address [config: http.listen; default: 0.0.0.0:8000]
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
@@ -82,6 +85,10 @@ fn load(cli: &Cli) -> Result<Config, String> {
     }
     if let Some(addr) = cli.mqtt {
         config.mqtt.listen = addr;
+    }
+    if let Some(addr) = cli.mqtt_ws {
+        config.mqtt.websocket = true;
+        config.mqtt.websocket_listen = addr;
     }
     if let Some(addr) = cli.http {
         config.http.listen = addr;

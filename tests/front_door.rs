@@ -395,3 +395,121 @@ fn mosquitto_rr_gets_seed_004_replies() {
     assert_eq!(reply["records"][0]["temperature"], 24.5, "{reply}");
     assert!(edgemq.stop().success());
 }
+
+/// An MQTT 3.1.1 packet as bytes, encoded by rumqttd's own codec.
+fn encode(packet: rumqttd::protocol::Packet) -> Vec<u8> {
+    use rumqttd::protocol::Protocol;
+    let mut out = bytes::BytesMut::new();
+    rumqttd::protocol::v4::V4.write(packet, &mut out).unwrap();
+    out.to_vec()
+}
+
+/// The next MQTT packet from a WebSocket, decoded by rumqttd's own codec.
+async fn next_packet<S>(ws: &mut S) -> rumqttd::protocol::Packet
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures_util::StreamExt;
+    use rumqttd::protocol::Protocol;
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a packet in time")
+            .expect("the WebSocket is open")
+            .expect("a frame");
+        if let tokio_tungstenite::tungstenite::Message::Binary(data) = message {
+            let mut buf = bytes::BytesMut::from(&data[..]);
+            return rumqttd::protocol::v4::V4
+                .read_mut(&mut buf, 1 << 20)
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_over_websockets_meets_tcp_clients_and_the_store() {
+    use futures_util::SinkExt;
+    use rumqttd::protocol::{Connect, Filter, Packet as P, RetainForwardRule, Subscribe};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let mut request = format!("ws://{}/mqtt", edgemq.mqtt_ws)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "mqtt".parse().unwrap());
+    let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(response.headers()["sec-websocket-protocol"], "mqtt");
+
+    let connect = Connect {
+        keep_alive: 30,
+        client_id: "browser-1".into(),
+        clean_session: true,
+    };
+    ws.send(Message::binary(encode(P::Connect(
+        connect, None, None, None, None,
+    ))))
+    .await
+    .unwrap();
+    match next_packet(&mut ws).await {
+        P::ConnAck(ack, _) => assert_eq!(ack.code, rumqttd::protocol::ConnectReturnCode::Success),
+        other => panic!("{other:?}"),
+    }
+    let filter = Filter {
+        path: "tcp/#".into(),
+        qos: rumqttd::protocol::QoS::AtMostOnce,
+        nolocal: false,
+        preserve_retain: false,
+        retain_forward_rule: RetainForwardRule::OnEverySubscribe,
+    };
+    let subscribe = Subscribe {
+        pkid: 1,
+        filters: vec![filter],
+    };
+    ws.send(Message::binary(encode(P::Subscribe(subscribe, None))))
+        .await
+        .unwrap();
+    assert!(matches!(next_packet(&mut ws).await, P::SubAck(..)));
+
+    // Browser → a TCP subscriber and the store, at QoS 1: PUBLISH ws/hello, packet id 7.
+    let mut tcp_sub = Sub::start(&edgemq, &["-t", "ws/#"]);
+    let mut frame = vec![0x32, 0, 0, 8];
+    frame.extend(b"ws/hello");
+    frame.extend([0, 7]);
+    frame.extend(b"from the browser");
+    frame[1] = (frame.len() - 2) as u8;
+    ws.send(Message::binary(frame)).await.unwrap();
+    match next_packet(&mut ws).await {
+        P::PubAck(ack, _) => assert_eq!(ack.pkid, 7),
+        other => panic!("{other:?}"),
+    }
+    // Acknowledged means committed.
+    let rows = query(
+        &edgemq.db,
+        "SELECT topic, payload, client_id, qos FROM messages",
+    );
+    assert_eq!(rows, [["ws/hello", "from the browser", "browser-1", "1"]]);
+    assert_eq!(tcp_sub.messages(1), ["ws/hello from the browser"]);
+
+    // A TCP client → the browser.
+    publish(&edgemq, &["-t", "tcp/news", "-m", "to the browser"]);
+    match next_packet(&mut ws).await {
+        P::Publish(p, _) => {
+            assert_eq!(
+                (&p.topic[..], &p.payload[..]),
+                (&b"tcp/news"[..], &b"to the browser"[..])
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(tcp_sub);
+    assert!(edgemq.stop().success());
+}

@@ -220,7 +220,7 @@ async fn health_and_metrics_report_what_was_stored() {
         .unwrap()
         .starts_with("20"));
     let listeners = health["listeners"].as_object().unwrap();
-    assert_eq!(listeners.len(), 1);
+    assert_eq!(listeners.len(), 2);
     assert!(listeners.values().all(|up| up == true));
 
     // A client that stays connected is counted.

@@ -50,7 +50,7 @@ fn occupied_port_exits_2_naming_the_address() {
     let dir = temp_dir();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    for flag in ["--mqtt", "--http"] {
+    for flag in ["--mqtt", "--mqtt-ws", "--http"] {
         let mut args = EPHEMERAL.to_vec();
         let at = args.iter().position(|a| *a == flag).unwrap();
         args[at + 1] = &addr;
@@ -78,6 +78,7 @@ fn help_lists_every_flag() {
         "--config",
         "--db",
         "--mqtt ",
+        "--mqtt-ws",
         "--http",
         "--log-level",
         "--log-file",

@@ -1,6 +1,7 @@
 //! What the benchmarks share: the real edgemq binary on ephemeral ports in a temp dir.
 //! `EDGEMQ_BIN=/path/to/edgemq` runs another build instead (to compare two versions side by
-//! side), with `EDGEMQ_ARGS` as extra flags.
+//! side), with `EDGEMQ_ARGS` as its extra flags (this build's `--mqtt-ws 127.0.0.1:0` is left
+//! out then: older builds do not know it).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -27,8 +28,13 @@ impl Edgemq {
         let db = dir.join("bench.db");
         let conf = dir.join("bench.toml");
         std::fs::write(&conf, config).expect("write bench.toml");
-        let bin = std::env::var("EDGEMQ_BIN").unwrap_or(env!("CARGO_BIN_EXE_edgemq").into());
-        let extra = std::env::var("EDGEMQ_ARGS").unwrap_or_default();
+        let (bin, extra) = match std::env::var("EDGEMQ_BIN") {
+            Ok(bin) => (bin, std::env::var("EDGEMQ_ARGS").unwrap_or_default()),
+            Err(_) => (
+                env!("CARGO_BIN_EXE_edgemq").to_string(),
+                "--mqtt-ws 127.0.0.1:0".to_string(),
+            ),
+        };
         let mut child = Command::new(bin)
             .current_dir(dir)
             .args(extra.split_whitespace())

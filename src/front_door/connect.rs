@@ -13,8 +13,7 @@ use rumqttd::protocol::{
 use rumqttd::Notification;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// How many QoS 1/2 publishes an MQTT 5 client may have unacknowledged: with durable acks
 /// each waits for a commit, so a wide window keeps publishers streaming.
@@ -43,8 +42,8 @@ pub struct Will {
 
 /// Reads the CONNECT from `socket` (bytes after it stay in `buf`) and answers it. `Err` says
 /// why the connection was refused; the CONNACK saying so has been written when there is one.
-pub async fn accept(
-    socket: &mut TcpStream,
+pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+    socket: &mut S,
     buf: &mut BytesMut,
     shared: &Shared,
 ) -> Result<Client, String> {

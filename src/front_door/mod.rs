@@ -9,6 +9,7 @@ mod codec;
 mod connect;
 mod session;
 pub mod sys;
+mod websocket;
 
 use crate::auth::Logins;
 use crate::broker::{Outbox, RouterHandle};
@@ -20,7 +21,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 pub use sys::SysTree;
@@ -31,6 +33,9 @@ pub use sys::SysTree;
 pub struct MqttSection {
     /// MQTT 3.1, 3.1.1 and 5 on this one address.
     pub listen: SocketAddr,
+    /// Also serve MQTT over WebSockets (subprotocol `mqtt`) on `websocket_listen`.
+    pub websocket: bool,
+    pub websocket_listen: SocketAddr,
     /// Time a new connection has to send CONNECT.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
@@ -47,6 +52,8 @@ impl Default for MqttSection {
     fn default() -> Self {
         MqttSection {
             listen: SocketAddr::from(([0, 0, 0, 0], 1883)),
+            websocket: true,
+            websocket_listen: SocketAddr::from(([0, 0, 0, 0], 8083)),
             connect_timeout: Duration::from_secs(10),
             max_packet_size: 4 * 1024 * 1024,
             durable_acks: true,
@@ -110,19 +117,39 @@ impl FrontDoor {
     }
 }
 
-/// Serves MQTT on `listener` until `shared.closing`.
-pub fn start(listener: TcpListener, shared: Arc<Shared>) -> FrontDoor {
+/// How clients reach a listener.
+#[derive(Clone, Copy)]
+enum Transport {
+    Tcp,
+    WebSocket,
+}
+
+/// Serves MQTT on `listener` (and MQTT over WebSockets on `websockets`) until `shared.closing`.
+pub fn start(
+    listener: TcpListener,
+    websockets: Option<TcpListener>,
+    shared: Arc<Shared>,
+) -> FrontDoor {
     let (reading_tx, reading) = mpsc::channel(1);
     let (open_tx, open) = mpsc::channel(1);
-    tokio::spawn(accept(listener, shared, reading_tx, open_tx));
+    if let Some(ws) = websockets {
+        let guards = (reading_tx.clone(), open_tx.clone());
+        tokio::spawn(accept(ws, Transport::WebSocket, shared.clone(), guards));
+    }
+    tokio::spawn(accept(
+        listener,
+        Transport::Tcp,
+        shared,
+        (reading_tx, open_tx),
+    ));
     FrontDoor { reading, open }
 }
 
 async fn accept(
     listener: TcpListener,
+    transport: Transport,
     shared: Arc<Shared>,
-    reading: mpsc::Sender<()>,
-    open: mpsc::Sender<()>,
+    (reading, open): (mpsc::Sender<()>, mpsc::Sender<()>),
 ) {
     let mut closing = shared.closing.clone();
     loop {
@@ -130,7 +157,21 @@ async fn accept(
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let guards = (reading.clone(), open.clone());
-                    tokio::spawn(serve(socket, peer, shared.clone(), guards));
+                    let _ = socket.set_nodelay(true);
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        match transport {
+                            Transport::Tcp => serve(socket, peer, shared, guards).await,
+                            Transport::WebSocket => {
+                                let timeout = shared.settings.connect_timeout;
+                                match tokio::time::timeout(timeout, websocket::bridge(socket)).await {
+                                    Ok(Ok(stream)) => serve(stream, peer, shared, guards).await,
+                                    Ok(Err(why)) => tracing::info!("mqtt-ws: {peer}: {why}"),
+                                    Err(_) => tracing::info!("mqtt-ws: {peer}: no handshake in time"),
+                                }
+                            }
+                        }
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors, usually: wait for some to be freed.
@@ -148,12 +189,11 @@ async fn accept(
 }
 
 async fn serve(
-    mut socket: TcpStream,
+    mut socket: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
     peer: SocketAddr,
     shared: Arc<Shared>,
     (reading, open): (mpsc::Sender<()>, mpsc::Sender<()>),
 ) {
-    let _ = socket.set_nodelay(true);
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let client = match connect::accept(&mut socket, &mut buf, &shared).await {
         Ok(client) => client,

@@ -21,9 +21,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 /// An acknowledgement waiting for its message's commit.
@@ -83,11 +81,11 @@ impl Session {
     /// Serves the client until it leaves; `reading` is held while the socket is read.
     pub async fn run(
         mut self,
-        socket: TcpStream,
+        socket: impl AsyncRead + AsyncWrite + Send + 'static,
         mut buf: BytesMut,
         reading: tokio::sync::mpsc::Sender<()>,
     ) {
-        let (mut reader, mut writer) = socket.into_split();
+        let (mut reader, mut writer) = tokio::io::split(socket);
         let mut reading = Some(reading);
         let mut closing = self.shared.closing.clone();
         let mut sys = self.shared.sys.clone();
@@ -205,7 +203,7 @@ impl Session {
         self.shared.metrics.connected_clients.fetch_sub(1, Relaxed);
     }
 
-    async fn flush(&mut self, writer: &mut OwnedWriteHalf) -> Result<(), String> {
+    async fn flush(&mut self, writer: &mut (impl AsyncWrite + Unpin)) -> Result<(), String> {
         if self.out.is_empty() {
             return Ok(());
         }

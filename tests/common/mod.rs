@@ -12,7 +12,14 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_edgemq");
 
 /// Every listener on a free loopback port.
-pub const EPHEMERAL: [&str; 4] = ["--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0"];
+pub const EPHEMERAL: [&str; 6] = [
+    "--mqtt",
+    "127.0.0.1:0",
+    "--mqtt-ws",
+    "127.0.0.1:0",
+    "--http",
+    "127.0.0.1:0",
+];
 
 /// A running edgemq process.
 pub struct Edgemq {
@@ -21,6 +28,8 @@ pub struct Edgemq {
     pub db: PathBuf,
     /// MQTT 3.1, 3.1.1 and 5.
     pub mqtt: SocketAddr,
+    /// MQTT over WebSockets.
+    pub mqtt_ws: SocketAddr,
     pub http: SocketAddr,
     pub log: Arc<Mutex<Vec<String>>>,
 }
@@ -68,6 +77,7 @@ impl Edgemq {
         };
         Edgemq {
             mqtt: addr("mqtt"),
+            mqtt_ws: addr("mqtt-ws"),
             http: addr("http"),
             child,
             dir: dir.to_path_buf(),
