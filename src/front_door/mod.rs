@@ -25,7 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-pub use sys::SysTree;
+use sys::SysTree;
 
 /// `[mqtt]`: the listener.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -9,7 +9,7 @@ use super::Shared;
 
 mod subscriptions;
 use crate::ingest::{Incoming, Intake};
-use crate::store::{Publisher, Receipts};
+use crate::store::{Publisher, Receipt, Receipts};
 use bytes::BytesMut;
 use rumqttd::protocol::{
     Disconnect, DisconnectReasonCode, Packet, PingResp, PubAck, PubAckReason, PubComp,
@@ -172,30 +172,15 @@ impl Session {
             End::Shutdown => false,
         };
         if let (true, Some(will)) = (will, self.client.will.take()) {
-            let incoming = Incoming {
-                topic: will.publish.topic.clone(),
-                payload: will.publish.payload.clone(),
-                received_at: crate::ingest::now_ms(),
-                properties: will.properties.clone().map(Box::new),
-                publisher: Some(Publisher {
-                    client_id: self.client.client_id.clone(),
-                    username: self.client.username.clone(),
-                    qos: will.qos,
-                    retain: will.publish.retain,
-                }),
-                receipt: None,
-            };
+            let now = crate::ingest::now_ms();
+            let incoming = self.incoming(&will.publish, &will.properties, will.qos, now, None);
             self.shared.metrics.received.fetch_add(1, Relaxed);
             if !will.publish.topic.starts_with(b"$") {
                 if let Err(e) = self.shared.outbox.send(will.publish, will.properties) {
                     tracing::error!("client {id}: last will not published: {e}");
                 }
             }
-            let _ = self
-                .shared
-                .intake
-                .send_async(Intake::Message(incoming))
-                .await;
+            let _ = self.hand_to_ingest(incoming).await;
         }
         if !matches!(end, End::TakenOver) {
             end_link(&mut self.client.link_tx).await;
@@ -343,19 +328,7 @@ impl Session {
         let metrics = &self.shared.metrics;
         metrics.received.fetch_add(1, Relaxed);
         metrics.last_message_ms.store(received_at as u64, Relaxed);
-        let incoming = Incoming {
-            topic: publish.topic.clone(),
-            payload: publish.payload.clone(),
-            received_at,
-            properties: properties.clone().map(Box::new),
-            publisher: Some(Publisher {
-                client_id: self.client.client_id.clone(),
-                username: self.client.username.clone(),
-                qos: qos as u8,
-                retain: publish.retain,
-            }),
-            receipt,
-        };
+        let incoming = self.incoming(&publish, &properties, qos as u8, received_at, receipt);
         self.hand_to_ingest(incoming).await?;
         // `$` topics are for the broker's own use: stored, not routed (as Mosquitto does).
         if !publish.topic.starts_with(b"$") {
@@ -368,6 +341,30 @@ impl Session {
             QoS::ExactlyOnce => self.acknowledge(self.last_seq, Waiting::PubRec(pkid)),
         }
         Ok(())
+    }
+
+    /// What ingest gets of a publish from this client (or of its will).
+    fn incoming(
+        &self,
+        publish: &Publish,
+        properties: &Option<PublishProperties>,
+        qos: u8,
+        received_at: i64,
+        receipt: Option<Receipt>,
+    ) -> Incoming {
+        Incoming {
+            topic: publish.topic.clone(),
+            payload: publish.payload.clone(),
+            received_at,
+            properties: properties.clone().map(Box::new),
+            publisher: Some(Publisher {
+                client_id: self.client.client_id.clone(),
+                username: self.client.username.clone(),
+                qos,
+                retain: publish.retain,
+            }),
+            receipt,
+        }
     }
 
     /// Waits while the store is behind: this connection's socket is not read meanwhile, so TCP

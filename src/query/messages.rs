@@ -48,6 +48,24 @@ impl Cursor {
         }
     }
 
+    /// The (time, id) to continue below; `None` for a cursor of another query shape.
+    fn position(cursor: Option<Cursor>) -> Option<(i64, i64)> {
+        match cursor {
+            None => Some((i64::MAX, i64::MAX)),
+            Some(Cursor::At(t, id)) => Some((t, id)),
+            Some(Cursor::Id(_)) => None,
+        }
+    }
+
+    /// The id to continue below; `None` for a cursor of another query shape.
+    fn before_id(cursor: Option<Cursor>) -> Option<i64> {
+        match cursor {
+            None => Some(i64::MAX),
+            Some(Cursor::Id(id)) => Some(id),
+            Some(Cursor::At(..)) => None,
+        }
+    }
+
     fn text(self) -> String {
         match self {
             Cursor::Id(id) => id.to_string(),
@@ -105,10 +123,8 @@ fn by_device(
     device: &str,
     cursor: Option<Cursor>,
 ) -> rusqlite::Result<Option<Page>> {
-    let (time, before) = match cursor {
-        None => (i64::MAX, i64::MAX),
-        Some(Cursor::At(t, id)) => (t, id),
-        Some(Cursor::Id(_)) => return Ok(None),
+    let Some((time, before)) = Cursor::position(cursor) else {
+        return Ok(None);
     };
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM messages WHERE device_id = ?1 AND (device_time, id) < (?2, ?3)
@@ -117,10 +133,7 @@ fn by_device(
     let rows = stmt.query(params![device, time, before])?;
     let wanted = |row: &rusqlite::Row| -> rusqlite::Result<bool> {
         let received_at: i64 = row.get(1)?;
-        let in_time = (f.from_ms..=f.to_ms).contains(&received_at);
-        Ok(in_time
-            && f.topic
-                .is_none_or(|t| topic::matches(t, &row.get::<_, String>(2).unwrap_or_default())))
+        Ok((f.from_ms..=f.to_ms).contains(&received_at) && on_topic(f, row)?)
     };
     collect(rows, f.limit, wanted, |row| {
         Ok(Cursor::At(row.get(6)?, row.get(0)?))
@@ -135,10 +148,8 @@ fn by_arrival(
     topic: &str,
     cursor: Option<Cursor>,
 ) -> rusqlite::Result<Option<Page>> {
-    let (time, before) = match cursor {
-        None => (i64::MAX, i64::MAX),
-        Some(Cursor::At(t, id)) => (t, id),
-        Some(Cursor::Id(_)) => return Ok(None),
+    let Some((time, before)) = Cursor::position(cursor) else {
+        return Ok(None);
     };
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM messages
@@ -163,10 +174,8 @@ fn merged(
     topic: &str,
     cursor: Option<Cursor>,
 ) -> rusqlite::Result<Option<Page>> {
-    let before = match cursor {
-        None => i64::MAX,
-        Some(Cursor::Id(id)) => id,
-        Some(Cursor::At(..)) => return Ok(None),
+    let Some(before) = Cursor::before_id(cursor) else {
+        return Ok(None);
     };
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM messages
@@ -193,21 +202,29 @@ fn scan(
     f: &MessageFilter,
     cursor: Option<Cursor>,
 ) -> rusqlite::Result<Option<Page>> {
-    let before = match cursor {
-        None => i64::MAX,
-        Some(Cursor::Id(id)) => id,
-        Some(Cursor::At(..)) => return Ok(None),
+    let Some(before) = Cursor::before_id(cursor) else {
+        return Ok(None);
     };
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM messages WHERE received_at >= ?1 AND received_at <= ?2 AND id < ?3
          ORDER BY id DESC"
     ))?;
     let rows = stmt.query(params![f.from_ms, f.to_ms, before])?;
-    let wanted = |row: &rusqlite::Row| -> rusqlite::Result<bool> {
-        Ok(f.topic
-            .is_none_or(|t| topic::matches(t, &row.get::<_, String>(2).unwrap_or_default())))
-    };
-    collect(rows, f.limit, wanted, |row| Ok(Cursor::Id(row.get(0)?))).map(Some)
+    collect(
+        rows,
+        f.limit,
+        |row| on_topic(f, row),
+        |row| Ok(Cursor::Id(row.get(0)?)),
+    )
+    .map(Some)
+}
+
+/// Whether a row's topic matches the filter's (any topic when there is none).
+fn on_topic(f: &MessageFilter, row: &rusqlite::Row) -> rusqlite::Result<bool> {
+    match f.topic {
+        None => Ok(true),
+        Some(filter) => Ok(topic::matches(filter, &row.get::<_, String>(2)?)),
+    }
 }
 
 /// Takes rows in order until `limit` are wanted (the cursor: the last one) or `SCAN_LIMIT`
