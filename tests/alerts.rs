@@ -4,35 +4,15 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
+use std::process::Stdio;
 use std::time::Duration;
 
-/// mosquitto_sub on `filter`, its lines delivered on a channel.
-fn subscribe(edgemq: &Edgemq, filter: &str) -> (Child, mpsc::Receiver<String>) {
-    let mut child = mosquitto(edgemq, "mosquitto_sub")
-        .args(["-t", filter, "-v"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("mosquitto_sub");
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    (child, rx)
-}
-
-fn next_json(rx: &mpsc::Receiver<String>) -> (String, serde_json::Value) {
-    let line = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("an alert on MQTT");
-    let (topic, body) = line.split_once(' ').unwrap();
-    (topic.to_string(), serde_json::from_str(body).unwrap())
+/// The next alert published on MQTT: its topic and JSON body.
+fn next_json(sub: &mut Sub) -> (String, serde_json::Value) {
+    let (topic, body) = sub.next();
+    let body = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("an alert on {topic} as JSON, got `{body}`: {e}"));
+    (topic, body)
 }
 
 #[test]
@@ -45,14 +25,14 @@ fn offline_after_silence_then_online_with_the_next_message() {
     )
     .unwrap();
     let edgemq = Edgemq::start(dir.path(), &["--config", "fast.toml"]);
-    let (mut sub, alerts) = subscribe(&edgemq, "edgemq/alerts/#");
+    let mut alerts = Sub::start(&edgemq, &["-t", "edgemq/alerts/#"]);
     let reading = br#"{"deviceId":"dev-a","temperature":21.0,"humidity":40.0}"#;
 
     mosquitto_pub(&edgemq, "devices/dev-a/telemetry", reading, &[]);
     let offline = rows_eventually(&edgemq.db, "SELECT type, cleared_at FROM alerts", 1);
     assert_eq!(offline, [["OFFLINE", "NULL"]]);
     assert_eq!(query(&edgemq.db, "SELECT is_online FROM devices"), [["0"]]);
-    let (topic, body) = next_json(&alerts);
+    let (topic, body) = next_json(&mut alerts);
     assert_eq!(topic, "edgemq/alerts/dev-a/OFFLINE");
     assert_eq!(
         (body["state"].as_str(), body["device_id"].as_str()),
@@ -67,14 +47,14 @@ fn offline_after_silence_then_online_with_the_next_message() {
     );
     assert_eq!(all, [["OFFLINE"], ["ONLINE"]]);
     assert_eq!(query(&edgemq.db, "SELECT is_online FROM devices"), [["1"]]);
-    let (topic, body) = next_json(&alerts);
+    let (topic, body) = next_json(&mut alerts);
     assert_eq!(
         (topic.as_str(), body["state"].as_str()),
         ("edgemq/alerts/dev-a/OFFLINE", Some("cleared"))
     );
-    let (topic, _) = next_json(&alerts);
+    let (topic, _) = next_json(&mut alerts);
     assert_eq!(topic, "edgemq/alerts/dev-a/ONLINE");
-    sub.kill().unwrap();
+    alerts.kill();
     // Alerts edgemq published are not stored as device data.
     assert_eq!(
         query(
@@ -119,7 +99,7 @@ fn fifty_hot_readings_raise_one_alert_cleared_once_even_across_a_restart() {
     assert!(first.stop().success());
 
     let second = Edgemq::start(dir.path(), &[]);
-    let (mut sub, alerts) = subscribe(&second, "edgemq/alerts/#");
+    let mut alerts = Sub::start(&second, &["-t", "edgemq/alerts/#"]);
     readings(&second, 10, 33.0);
     rows_eventually(&second.db, "SELECT id FROM messages", 60);
     assert_eq!(
@@ -134,18 +114,19 @@ fn fifty_hot_readings_raise_one_alert_cleared_once_even_across_a_restart() {
         1,
     );
     assert_eq!(alerts_now, [["HIGH_TEMP", "31.5"]]);
-    let (topic, body) = next_json(&alerts);
+    let (topic, body) = next_json(&mut alerts);
     assert_eq!(topic, "edgemq/alerts/hot-1/HIGH_TEMP");
     assert_eq!(body["state"], "cleared");
     assert_eq!(
         body["payload"],
         serde_json::json!({"temperature": 31.5, "threshold": 30.0})
     );
-    assert!(
-        alerts.recv_timeout(Duration::from_millis(500)).is_err(),
+    assert_eq!(
+        alerts.quiet_for(Duration::from_millis(500)),
+        Vec::<String>::new(),
         "nothing else was published"
     );
-    sub.kill().unwrap();
+    alerts.kill();
     assert_eq!(query(&second.db, "SELECT count(*) FROM alerts"), [["1"]]);
     assert_eq!(
         query(

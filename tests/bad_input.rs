@@ -4,9 +4,6 @@
 mod common;
 
 use common::*;
-use std::io::Read;
-use std::process::Stdio;
-use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_bad_message_is_a_dead_letter_with_its_reason() {
@@ -86,20 +83,7 @@ async fn each_bad_message_is_a_dead_letter_with_its_reason() {
     ];
 
     // A subscriber on everything: it must keep receiving through all of it.
-    let mut watcher = mosquitto(&edgemq, "mosquitto_sub")
-        .args(["-t", "#", "-C"])
-        .arg((cases.len() + 1).to_string())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Read as it comes: a 1 MB payload does not fit in the pipe.
-    let mut stdout = watcher.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        let _ = stdout.read_to_end(&mut seen);
-        seen
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    let mut watcher = Sub::start(&edgemq, &["-t", "#"]);
 
     for (topic, payload, _) in &cases {
         mosquitto_pub(&edgemq, topic, payload, &[]);
@@ -131,18 +115,24 @@ async fn each_bad_message_is_a_dead_letter_with_its_reason() {
     let stored = rows_eventually(&edgemq.db, "SELECT topic, device_id FROM messages", 1);
     assert_eq!(stored, [["sensors/d1", "d1"]]);
 
-    let finished = eventually(Duration::from_secs(10), || {
-        watcher.try_wait().unwrap().is_some()
-    });
-    let _ = watcher.kill();
-    let seen = reader.join().unwrap();
-    let seen = String::from_utf8_lossy(&seen);
-    assert!(
-        finished,
-        "the subscriber saw every message, not only: {}",
-        seen.chars().take(3000).collect::<String>()
+    // Every message reached the subscriber, the good one last (no payload has a newline).
+    let seen = watcher.messages(cases.len() + 1);
+    let mut topics: Vec<&str> = seen
+        .iter()
+        .map(|l| l.split(' ').next().unwrap_or(""))
+        .collect();
+    let mut sent: Vec<&str> = cases
+        .iter()
+        .map(|(t, _, _)| *t)
+        .chain(["sensors/d1"])
+        .collect();
+    topics.sort();
+    sent.sort();
+    assert_eq!(topics, sent, "the subscriber saw every message");
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("sensors/d1 {\"device_id\":\"d1\",\"temperature\":21.5,\"humidity\":40}")
     );
-    assert!(seen.ends_with("{\"device_id\":\"d1\",\"temperature\":21.5,\"humidity\":40}\n"));
 
     let health = get_json(&edgemq, "/health").await;
     assert_eq!(health["errors"], cases.len());

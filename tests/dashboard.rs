@@ -30,10 +30,15 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver is installed by .ci/run");
-        let ready = eventually(Duration::from_secs(20), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        assert!(ready, "chromedriver did not start");
+        wait_for(
+            "chromedriver to accept connections",
+            Duration::from_secs(20),
+            || {
+                std::net::TcpStream::connect(("127.0.0.1", port))
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            },
+        );
         Driver {
             child,
             url: format!("http://127.0.0.1:{port}"),

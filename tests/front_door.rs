@@ -6,102 +6,7 @@ mod common;
 
 use common::*;
 use rumqttc::{Event, Packet, QoS};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::mpsc::{channel, Receiver};
-use std::time::{Duration, Instant};
-
-/// A running mosquitto_sub, subscribed (it saw its SUBACK) before `start` returns.
-struct Sub {
-    child: Child,
-    lines: Receiver<String>,
-    /// Messages that came before the SUBACK (a resumed session's queue).
-    early: Vec<String>,
-}
-
-impl Sub {
-    fn start(edgemq: &Edgemq, args: &[&str]) -> Sub {
-        // Line-buffered, so each line arrives as it is printed.
-        let mut child = std::process::Command::new("stdbuf")
-            .args(["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p"])
-            .arg(edgemq.mqtt.port().to_string())
-            .args(["-d", "-v"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto_sub is installed by .ci/run");
-        let (tx, lines) = channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        // Built first, so a failure below still kills the child (Drop).
-        let mut sub = Sub {
-            child,
-            lines,
-            early: Vec::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match sub.lines.recv_timeout(left) {
-                Ok(line) if line.contains("received SUBACK") => break,
-                Ok(line) => seen.push(line),
-                Err(_) => panic!("mosquitto_sub {args:?} was not subscribed: {seen:?}"),
-            }
-        }
-        sub.early = seen.into_iter().filter(|l| !is_debug(l)).collect();
-        sub
-    }
-
-    /// The next `n` messages as "topic payload" lines (debug lines left out).
-    fn messages(&mut self, n: usize) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut out: Vec<String> = self.early.drain(..).collect();
-        while out.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if is_debug(&line) => {}
-                Ok(line) => out.push(line),
-                Err(_) => panic!("got {out:?}, expected {n} messages"),
-            }
-        }
-        out
-    }
-
-    /// Messages that arrive within `wait`.
-    fn quiet_for(&mut self, wait: Duration) -> Vec<String> {
-        let deadline = Instant::now() + wait;
-        let mut out: Vec<String> = self.early.drain(..).collect();
-        while let Ok(line) = self
-            .lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            if !is_debug(&line) {
-                out.push(line);
-            }
-        }
-        out
-    }
-}
-
-/// mosquitto_sub's `-d` lines, as opposed to messages.
-fn is_debug(line: &str) -> bool {
-    line.starts_with("Client ") || line.starts_with("Subscribed (mid")
-}
-
-impl Drop for Sub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::time::Duration;
 
 fn publish(edgemq: &Edgemq, args: &[&str]) {
     let status = mosquitto(edgemq, "mosquitto_pub")
@@ -208,8 +113,7 @@ fn a_client_that_vanishes_has_its_last_will_published_and_stored() {
             ],
         );
         // Gone without DISCONNECT.
-        device.child.kill().unwrap();
-        device.child.wait().unwrap();
+        device.kill();
         assert_eq!(
             watcher.messages(1),
             [format!("autocore/ac-1/status {will}")]
@@ -230,7 +134,10 @@ fn a_client_that_vanishes_has_its_last_will_published_and_stored() {
         ],
     );
     publish(&edgemq, &["-t", "x", "-m", "bye"]);
-    quiet.child.wait().unwrap();
+    assert!(
+        quiet.wait_exit().success(),
+        "mosquitto_sub -C 1 exits after its message"
+    );
     assert_eq!(
         watcher.quiet_for(Duration::from_millis(500)),
         Vec::<String>::new()

@@ -19,20 +19,40 @@ async fn while_the_store_is_stalled_no_puback_is_sent_and_nothing_is_lost() {
     let blocker = rusqlite::Connection::open(&edgemq.db).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
 
-    let (client, mut eventloop) = mqtt_client(edgemq.mqtt, "held");
+    // A window wide enough for every message and the probe behind them.
+    let mut options = rumqttc::MqttOptions::new("held", "127.0.0.1", edgemq.mqtt.port());
+    options.set_inflight(1000);
+    let (client, mut eventloop) = AsyncClient::new(options, 1000);
     let acked = Arc::new(AtomicUsize::new(0));
+    let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+    let (probe_tx, probe) = tokio::sync::oneshot::channel();
     let counter = acked.clone();
     let driver = tokio::spawn(async move {
+        let (mut subscribed_tx, mut probe_tx) = (Some(subscribed_tx), Some(probe_tx));
         while counter.load(SeqCst) < 500 {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::PubAck(_))) => {
                     counter.fetch_add(1, SeqCst);
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    subscribed_tx.take().map(|tx| tx.send(()));
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) if p.topic == "held/probe" => {
+                    probe_tx.take().map(|tx| tx.send(counter.load(SeqCst)));
                 }
                 Ok(_) => {}
                 Err(e) => panic!("{e}"),
             }
         }
     });
+    client
+        .subscribe("held/probe", QoS::AtMostOnce)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), subscribed)
+        .await
+        .expect("a SUBACK for held/probe")
+        .unwrap();
     for i in 0..500 {
         let payload = format!("{{\"i\":{i}}}");
         client
@@ -40,7 +60,17 @@ async fn while_the_store_is_stalled_no_puback_is_sent_and_nothing_is_lost() {
             .await
             .unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The probe comes back through the router after the broker has read all 500 publishes, so
+    // any acknowledgement sent before the commit would have arrived ahead of it.
+    client
+        .publish("held/probe", QoS::AtMostOnce, false, "probe")
+        .await
+        .unwrap();
+    let acked_before_probe = tokio::time::timeout(Duration::from_secs(10), probe)
+        .await
+        .expect("the probe published after the 500 messages comes back")
+        .unwrap();
+    assert_eq!(acked_before_probe, 0, "no PUBACK before the commit");
     assert_eq!(acked.load(SeqCst), 0, "no PUBACK before the commit");
 
     blocker.execute_batch("ROLLBACK").unwrap();
@@ -50,7 +80,11 @@ async fn while_the_store_is_stalled_no_puback_is_sent_and_nothing_is_lost() {
         .expect("every PUBACK after the store caught up")
         .unwrap();
     // Acknowledged means committed: no waiting needed.
-    assert_eq!(count(&edgemq.db), 500);
+    let held = query(
+        &edgemq.db,
+        "SELECT count(*) FROM messages WHERE topic = 'held/a'",
+    );
+    assert_eq!(held, [["500"]]);
     assert!(edgemq.stop().success());
 }
 
@@ -92,18 +126,34 @@ async fn a_stalled_store_slows_publishers_down_and_loses_nothing() {
             }
         }
     });
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let metrics_url = edgemq.url("/metrics");
+    let held_back = wait_for_async(
+        "the front door to hold the publisher back (edgemq_held_back_total > 0)",
+        Duration::from_secs(20),
+        || async {
+            let metrics = reqwest::get(&metrics_url)
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            let line = metrics
+                .lines()
+                .find(|l| l.starts_with("edgemq_held_back_total "))
+                .unwrap_or("no edgemq_held_back_total line")
+                .to_string();
+            match line.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok()) {
+                Some(n) if n > 0 => Ok(n),
+                _ => Err(line),
+            }
+        },
+    )
+    .await;
+    assert!(held_back > 0);
     assert!(!finished.load(SeqCst), "the publisher is held back");
     assert_eq!(count(&edgemq.db), 0);
     let health = get_json(&edgemq, "/health").await;
     assert_eq!(health["status"], "degraded", "{health}");
-    let metrics = get_text(&edgemq, "/metrics").await;
-    let held_back = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("edgemq_held_back_total "))
-        .and_then(|v| v.parse::<u64>().ok());
-    assert!(held_back.is_some_and(|n| n > 0), "{metrics}");
-
     blocker.execute_batch("ROLLBACK").unwrap();
     drop(blocker);
     tokio::time::timeout(Duration::from_secs(60), publisher)
@@ -111,7 +161,7 @@ async fn a_stalled_store_slows_publishers_down_and_loses_nothing() {
         .expect("the publisher finishes once the store catches up")
         .unwrap();
     driver.await.unwrap();
-    rows_eventually(&edgemq.db, "SELECT id FROM messages", TOTAL);
+    count_eventually(&edgemq.db, TOTAL as u64);
     let health = get_json(&edgemq, "/health").await;
     assert_eq!(health["status"], "healthy", "{health}");
     assert!(edgemq.stop().success());
@@ -167,7 +217,24 @@ async fn kill_9_at_a_random_moment_keeps_every_acknowledged_message() {
     let clients: Vec<_> = (0..4)
         .map(|n| tokio::spawn(publish_until_killed(edgemq.mqtt, n, acked.clone())))
         .collect();
-    let moment = 500 + rand::random::<u64>() % 1500;
+    // Under load (over 100 acknowledged), then at a random moment up to 1.5 s later.
+    let counted = acked.clone();
+    wait_for_async(
+        "over 100 acknowledged messages",
+        Duration::from_secs(30),
+        || {
+            let n = counted.lock().unwrap().len();
+            async move {
+                if n > 100 {
+                    Ok(())
+                } else {
+                    Err(format!("{n} acknowledged"))
+                }
+            }
+        },
+    )
+    .await;
+    let moment = rand::random::<u64>() % 1500;
     tokio::time::sleep(Duration::from_millis(moment)).await;
     let db = edgemq.db.clone();
     edgemq.kill9();
@@ -178,7 +245,7 @@ async fn kill_9_at_a_random_moment_keeps_every_acknowledged_message() {
     let acked = acked.lock().unwrap().clone();
     assert!(
         acked.len() > 100,
-        "killed after {moment} ms, only {} acknowledged",
+        "killed {moment} ms after 100 acks, only {} acknowledged",
         acked.len()
     );
     let conn = rusqlite::Connection::open(&db).unwrap();

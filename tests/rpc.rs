@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn seed_004_data(edgemq: &Edgemq) {
@@ -45,36 +44,22 @@ fn exchange(edgemq: &Edgemq, requests: &[(&str, &str)]) -> Vec<(String, Value)> 
         .map(|(t, _)| t.replace("home/get", "home/data"))
         .collect();
     reply_topics.dedup();
-    let mut sub = Command::new("mosquitto_sub");
-    sub.args([
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &edgemq.mqtt.port().to_string(),
-        "-v",
-        "-W",
-        "10",
-    ]);
+    let mut args = Vec::new();
     for topic in &reply_topics {
-        sub.args(["-t", topic]);
+        args.extend(["-t", topic.as_str()]);
     }
-    let sub = sub
-        .arg("-C")
-        .arg(requests.len().to_string())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let mut sub = Sub::start(edgemq, &args);
     for (topic, request) in requests {
         mosquitto_pub(edgemq, topic, request.as_bytes(), &[]);
     }
-    let out = sub.wait_with_output().unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let replies: Vec<(String, Value)> = text
-        .lines()
+    let replies: Vec<(String, Value)> = sub
+        .messages(requests.len())
+        .iter()
         .map(|l| {
-            let (topic, body) = l.split_once(' ').unwrap();
-            (topic.to_string(), serde_json::from_str(body).unwrap())
+            let (topic, body) = l.split_once(' ').unwrap_or((l, ""));
+            let body = serde_json::from_str(body)
+                .unwrap_or_else(|e| panic!("a JSON reply on {topic}, got `{body}`: {e}"));
+            (topic.to_string(), body)
         })
         .collect();
     replies

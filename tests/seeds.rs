@@ -170,27 +170,20 @@ fn seed_001_moving_average_and_anomaly_alert() {
 fn seed_001_a_last_will_marks_the_device_offline() {
     let dir = temp_dir();
     let edgemq = Edgemq::start(dir.path(), &[]);
-    let port = edgemq.mqtt.port().to_string();
     // A device that announces itself and leaves a last will, then vanishes without DISCONNECT.
-    let mut device = std::process::Command::new("mosquitto_sub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
+    let mut device = Sub::start(
+        &edgemq,
+        &[
             "-i",
             "esp32-002",
             "-t",
             "autocore/ESP32_002/cmd",
-        ])
-        .args(["--will-topic", "autocore/ESP32_002/status"])
-        .args([
+            "--will-topic",
+            "autocore/ESP32_002/status",
             "--will-payload",
             r#"{"device_id":"ESP32_002","status":"offline"}"#,
-        ])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+        ],
+    );
     mosquitto_pub(
         &edgemq,
         "autocore/ESP32_002/status",
@@ -202,8 +195,7 @@ fn seed_001_a_last_will_marks_the_device_offline() {
         "SELECT 1 FROM devices WHERE device_id = 'ESP32_002' AND is_online = 1",
         1,
     );
-    device.kill().unwrap(); // SIGKILL: the broker sees the connection drop and sends the will.
-    device.wait().unwrap();
+    device.kill(); // SIGKILL: the broker sees the connection drop and sends the will.
     let alert = rows_eventually(
         &edgemq.db,
         "SELECT device_id, type, cleared_at FROM alerts",

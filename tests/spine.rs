@@ -37,11 +37,7 @@ async fn twenty_thousand_qos1_messages_from_ten_clients_are_stored_exactly_once(
     for p in publishers {
         p.await.unwrap();
     }
-    assert!(
-        eventually(Duration::from_secs(20), || count(&edgemq.db) >= 20_000),
-        "only {} rows",
-        count(&edgemq.db)
-    );
+    count_eventually(&edgemq.db, 20_000);
     let db = edgemq.db.clone();
     assert!(edgemq.stop().success());
     let mut rows = stored(&db);
@@ -67,7 +63,7 @@ fn mosquitto_pub_lines_become_one_row_each() {
     }
     drop(stdin);
     assert!(child.wait().unwrap().success());
-    assert!(eventually(Duration::from_secs(10), || count(&edgemq.db) == 5000));
+    count_eventually(&edgemq.db, 5000);
     let db = edgemq.db.clone();
     assert!(edgemq.stop().success());
     let rows = stored(&db);
@@ -152,7 +148,14 @@ async fn kill_9_leaves_a_database_that_opens_and_passes_integrity_check() {
         )
         .await;
     });
-    assert!(eventually(Duration::from_secs(20), || count(&edgemq.db) > 1000));
+    wait_for(
+        "over 1000 rows before the kill",
+        Duration::from_secs(20),
+        || match count(&edgemq.db) {
+            n if n > 1000 => Ok(()),
+            n => Err(format!("{n} rows")),
+        },
+    );
     let db = edgemq.db.clone();
     edgemq.kill9();
     load.abort();
@@ -208,7 +211,7 @@ async fn health_and_metrics_report_what_was_stored() {
 
     let batch: Vec<_> = (0..250).map(|i| message(3, i)).collect();
     publish_all_qos1(edgemq.mqtt, "health".into(), batch).await;
-    assert!(eventually(Duration::from_secs(10), || count(&edgemq.db) == 250));
+    count_eventually(&edgemq.db, 250);
 
     let health: serde_json::Value = get_json(&edgemq, "/health").await;
     assert_eq!(health["status"], "healthy", "{health}");
@@ -224,23 +227,13 @@ async fn health_and_metrics_report_what_was_stored() {
     assert!(listeners.values().all(|up| up == true));
 
     // A client that stays connected is counted.
-    let mut watcher = mosquitto(&edgemq, "mosquitto_sub")
-        .args(["-t", "x/#"])
-        .spawn()
-        .unwrap();
-    let mut clients = 0;
-    for _ in 0..50 {
-        clients = get_json(&edgemq, "/health").await["connected_clients"]
-            .as_u64()
-            .unwrap();
-        if clients == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    watcher.kill().unwrap();
-    watcher.wait().unwrap();
-    assert_eq!(clients, 1, "one mosquitto_sub connected");
+    let mut watcher = Sub::start(&edgemq, &["-t", "x/#"]);
+    let clients = get_json(&edgemq, "/health").await["connected_clients"].clone();
+    watcher.kill();
+    assert_eq!(
+        clients, 1,
+        "one mosquitto_sub connected (it has its SUBACK)"
+    );
 
     let metrics = get_text(&edgemq, "/metrics").await;
     for line in [

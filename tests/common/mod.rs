@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -128,7 +129,7 @@ pub fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("edgemq did not exit within {timeout:?}");
+            panic!("process {} did not exit within {timeout:?}", child.id());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -173,18 +174,56 @@ pub fn count(db: &Path) -> u64 {
         .unwrap()
 }
 
-/// Polls `check` until it is true or `timeout` passes; returns its last answer.
-pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+/// Polls `check` until it returns `Ok`, and gives back that value. `check` says what it sees
+/// now as its `Err`; if `timeout` passes first, the test fails saying what it waited for and
+/// what it saw last.
+#[track_caller]
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
-        if check() {
-            return true;
+        match check() {
+            Ok(value) => return value,
+            Err(seen) if Instant::now() > deadline => {
+                panic!("waited {timeout:?} for {what}; saw {seen}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `wait_for` in async tests: polls without blocking the runtime.
+pub async fn wait_for_async<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(seen) if Instant::now() > deadline => {
+                panic!("waited {timeout:?} for {what}; saw {seen}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Waits until the `messages` table holds exactly `n` rows.
+#[track_caller]
+pub fn count_eventually(db: &Path, n: u64) {
+    wait_for(
+        &format!("{n} rows in messages"),
+        Duration::from_secs(20),
+        || match count(db) {
+            seen if seen == n => Ok(()),
+            seen => Err(format!("{seen} rows")),
+        },
+    )
 }
 
 /// An MQTT 3.1.1 client connected to `addr`.
@@ -276,18 +315,158 @@ pub fn query(db: &Path, sql: &str) -> Vec<Vec<String>> {
     rows
 }
 
-/// Polls a query until it returns `n` rows.
+/// Polls a query until it returns `n` rows, and gives them back; fails the test with the rows
+/// it last saw if it never does.
+#[track_caller]
 pub fn rows_eventually(db: &Path, sql: &str, n: usize) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    eventually(Duration::from_secs(10), || {
-        rows = query(db, sql);
-        rows.len() == n
-    });
-    rows
+    wait_for(
+        &format!("{n} rows from `{sql}`"),
+        Duration::from_secs(20),
+        || match query(db, sql) {
+            rows if rows.len() == n => Ok(rows),
+            rows => Err(format!(
+                "{} rows: {:?}",
+                rows.len(),
+                &rows[..rows.len().min(10)]
+            )),
+        },
+    )
 }
 
 /// GET a text document (such as /metrics) from edgemq's HTTP API.
 pub async fn get_text(edgemq: &Edgemq, path: &str) -> String {
     let response = reqwest::get(edgemq.url(path)).await.expect("HTTP request");
     response.text().await.expect("a text body")
+}
+
+/// A running `mosquitto_sub -d -v`, subscribed (it printed its SUBACK) before `start` returns.
+/// Messages come as "topic payload" lines; payload bytes that are not UTF-8 are replaced.
+pub struct Sub {
+    child: Child,
+    lines: Receiver<String>,
+    /// Messages that came before the SUBACK (a resumed session's queue).
+    early: Vec<String>,
+}
+
+impl Sub {
+    /// Starts `mosquitto_sub` on edgemq's MQTT port with `args` and waits for its SUBACK.
+    pub fn start(edgemq: &Edgemq, args: &[&str]) -> Sub {
+        Sub::start_on(edgemq.mqtt, args)
+    }
+
+    /// The same against any MQTT address.
+    pub fn start_on(addr: SocketAddr, args: &[&str]) -> Sub {
+        // Line-buffered, so each line arrives as it is printed.
+        let mut child = Command::new("stdbuf")
+            .args(["-oL", "mosquitto_sub", "-h"])
+            .arg(addr.ip().to_string())
+            .arg("-p")
+            .arg(addr.port().to_string())
+            .args(["-d", "-v"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto_sub is installed by .ci/run");
+        let (tx, lines) = channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                }
+                if tx
+                    .send(String::from_utf8_lossy(&line).into_owned())
+                    .is_err()
+                {
+                    return;
+                }
+                line.clear();
+            }
+        });
+        // Built first, so a failure below still kills the child (Drop).
+        let mut sub = Sub {
+            child,
+            lines,
+            early: Vec::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match sub.lines.recv_timeout(left) {
+                Ok(line) if line.contains("received SUBACK") => break,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("mosquitto_sub {args:?} was not subscribed; it printed {seen:?}"),
+            }
+        }
+        sub.early = seen.into_iter().filter(|l| !is_debug(l)).collect();
+        sub
+    }
+
+    /// The next `n` messages as "topic payload" lines (debug lines left out).
+    #[track_caller]
+    pub fn messages(&mut self, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut out: Vec<String> = self.early.drain(..).collect();
+        while out.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if is_debug(&line) => {}
+                Ok(line) => out.push(line),
+                Err(_) => panic!("waited for {n} messages; got {}: {out:?}", out.len()),
+            }
+        }
+        out
+    }
+
+    /// The next message, split into its topic and payload.
+    #[track_caller]
+    pub fn next(&mut self) -> (String, String) {
+        let line = self.messages(1).remove(0);
+        match line.split_once(' ') {
+            Some((topic, payload)) => (topic.to_string(), payload.to_string()),
+            None => (line, String::new()),
+        }
+    }
+
+    /// Messages that arrive within `wait` (for checking that nothing more comes).
+    pub fn quiet_for(&mut self, wait: Duration) -> Vec<String> {
+        let deadline = Instant::now() + wait;
+        let mut out: Vec<String> = self.early.drain(..).collect();
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if !is_debug(&line) {
+                out.push(line);
+            }
+        }
+        out
+    }
+
+    /// Waits for mosquitto_sub to exit by itself (after `-C N` messages), and says how.
+    #[track_caller]
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        wait_exit(&mut self.child, Duration::from_secs(10))
+    }
+
+    /// Kills the subscriber abruptly (no DISCONNECT: a last will goes out).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// mosquitto_sub's `-d` lines, as opposed to messages.
+fn is_debug(line: &str) -> bool {
+    line.starts_with("Client ") || line.starts_with("Subscribed (mid")
+}
+
+impl Drop for Sub {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
