@@ -418,7 +418,7 @@ fn start_rumqttd() -> SocketAddr {
         },
     };
     let config = rumqttd::Config {
-        router: edgemq::config::Config::default().router_config(),
+        router: edgemq::broker::RouterSection::default().router_config(),
         v4: Some([("1".to_string(), listener)].into_iter().collect()),
         ..Default::default()
     };

@@ -57,7 +57,7 @@ fn one_message(c: &mut Criterion) {
                 let topic = std::str::from_utf8(&message.topic).unwrap();
                 let route = routes.find_cached(topic).expect("a route");
                 let decoded = decode(message, topic, route, &settings).expect("valid");
-                rules.on_message(&decoded, Some(10_000), &mut batch);
+                rules.on_message(decoded.reading(), Some(10_000), &mut batch);
                 batch.records.push(decoded.record);
                 if batch.records.len() >= 1000 {
                     batch = Batch::default();
@@ -72,7 +72,7 @@ fn batch_insert(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let mut conn = store::open_writer(
         &dir.path().join("bench.db"),
-        edgemq::config::Synchronous::Normal,
+        edgemq::store::Synchronous::Normal,
     )
     .unwrap();
     let mut group = c.benchmark_group("store");

@@ -90,7 +90,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let commands = intake_tx.clone();
     let logins = Logins::from_config(&config.auth)
         .map_err(|e| StartError(format!("auth.password_file: {e}")))?;
-    let mut broker = tokio::task::block_in_place(|| broker::start(&config, retained))?;
+    let mut broker =
+        tokio::task::block_in_place(|| broker::start(config.id, &config.router, retained))?;
 
     let routes = config.routes();
     let offline_after = |topic: &str| {

@@ -5,9 +5,42 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
+use serde::Deserialize;
 use sha2::{Digest, Sha512};
+use std::collections::BTreeMap;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// `[auth]`: client logins.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// A Mosquitto password file (`mosquitto_passwd`).
+    pub password_file: Option<PathBuf>,
+    /// `user = "password"` pairs, beside the password file.
+    pub users: BTreeMap<String, String>,
+    /// Whether clients may connect without a login; by default, only when no logins are set.
+    pub allow_anonymous: Option<bool>,
+}
+
+impl AuthSection {
+    /// Whether a client without a username is let in.
+    pub fn anonymous_allowed(&self) -> bool {
+        self.allow_anonymous
+            .unwrap_or(self.password_file.is_none() && self.users.is_empty())
+    }
+}
+
+impl AuthSection {
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(path) = &self.password_file {
+            if path.as_os_str().is_empty() {
+                return Err("auth.password_file: must not be empty".into());
+            }
+        }
+        Ok(())
+    }
+}
 
 enum Hash {
     Pbkdf2 {
@@ -93,7 +126,7 @@ pub struct Logins {
 
 impl Logins {
     /// The logins `[auth]` describes; an unreadable or bad password file is an error.
-    pub fn from_config(auth: &crate::config::AuthSection) -> Result<Logins, String> {
+    pub fn from_config(auth: &AuthSection) -> Result<Logins, String> {
         let file = match &auth.password_file {
             Some(path) => Some(PasswordFile::load(path)?),
             None => None,
@@ -184,7 +217,7 @@ mod tests {
 
     #[test]
     fn logins_follow_the_anonymous_switch() {
-        let mut auth = crate::config::AuthSection::default();
+        let mut auth = AuthSection::default();
         assert_eq!(Logins::from_config(&auth).unwrap().check(None), Ok(()));
         auth.users.insert("ann".into(), "pw".into());
         let logins = Logins::from_config(&auth).unwrap();

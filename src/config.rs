@@ -2,16 +2,19 @@
 //! (`[mqtt]`, `[auth]`, `[store]`, `[http]`, `[log]`, ...). Every key has a default, unknown keys
 //! are refused, and errors name the file, the line and what is wrong.
 
+use crate::auth::AuthSection;
+use crate::broker::RouterSection;
 use crate::front_door::MqttSection;
 use crate::http::HttpSection;
 use crate::ingest::route::{Route, Routes};
 use crate::ingest::IngestSection;
+use crate::logging::LogSection;
 use crate::rpc::RpcRoute;
 use crate::rules::Rule;
+use crate::store::StoreSection;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Everything edgemq runs with. `Config::default()` is the built-in product; the repo's
 /// `rumqttd.toml` parses to exactly the same value.
@@ -34,127 +37,6 @@ pub struct Config {
     /// `[[rpc]]`: MQTT request topics, tried before the built-in ones.
     pub rpc: Vec<RpcRoute>,
     pub auth: AuthSection,
-}
-
-/// `[auth]`: client logins.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthSection {
-    /// A Mosquitto password file (`mosquitto_passwd`).
-    pub password_file: Option<PathBuf>,
-    /// `user = "password"` pairs, beside the password file.
-    pub users: BTreeMap<String, String>,
-    /// Whether clients may connect without a login; by default, only when no logins are set.
-    pub allow_anonymous: Option<bool>,
-}
-
-impl AuthSection {
-    /// Whether a client without a username is let in.
-    pub fn anonymous_allowed(&self) -> bool {
-        self.allow_anonymous
-            .unwrap_or(self.password_file.is_none() && self.users.is_empty())
-    }
-}
-
-/// rumqttd's `[router]`: every field must be set or the router panics, so all have defaults.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RouterSection {
-    pub max_connections: usize,
-    pub max_outgoing_packet_count: u64,
-    /// Bytes (topic + payload) per in-memory segment of one subscription filter's log.
-    pub max_segment_size: usize,
-    /// Segments kept per subscription filter. The memory budget of one filter is
-    /// `max_segment_size * max_segment_count`; a subscriber that falls further behind than
-    /// that skips messages (the store never does: it is fed by the front door).
-    pub max_segment_count: usize,
-}
-
-/// `[store]`: the SQLite database and its writer.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreSection {
-    pub path: PathBuf,
-    /// Most messages written in one transaction.
-    pub batch_max: usize,
-    /// Messages that may wait between the front door and ingest; when full, connections stop
-    /// reading until there is room.
-    pub queue_capacity: usize,
-    /// SQLite `synchronous`: "normal" survives a process crash, "full" also a power loss.
-    pub synchronous: Synchronous,
-    /// How long messages of each kind are kept (`telemetry = "30d"`; `raw` is messages no
-    /// route claims). Kinds not listed are kept forever.
-    #[serde(with = "retention_map")]
-    pub retention: BTreeMap<String, std::time::Duration>,
-}
-
-mod retention_map {
-    use serde::{Deserialize, Deserializer};
-    use std::collections::BTreeMap;
-    use std::time::Duration;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<BTreeMap<String, Duration>, D::Error> {
-        let raw = BTreeMap::<String, String>::deserialize(d)?;
-        raw.into_iter()
-            .map(|(kind, text)| {
-                humantime::parse_duration(&text)
-                    .map(|duration| (kind.clone(), duration))
-                    .map_err(|e| {
-                        serde::de::Error::custom(format!("retention of `{kind}`: `{text}`: {e}"))
-                    })
-            })
-            .collect()
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Synchronous {
-    Normal,
-    Full,
-}
-
-/// `[log]`: console logging always; `file` adds a daily-rotated log file.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogSection {
-    /// A level (`info`) or a tracing filter (`info,edgemq=debug`).
-    pub level: String,
-    pub file: Option<PathBuf>,
-}
-
-impl Default for RouterSection {
-    fn default() -> Self {
-        RouterSection {
-            max_connections: 10010,
-            max_outgoing_packet_count: 200,
-            max_segment_size: 2 * 1024 * 1024,
-            max_segment_count: 8,
-        }
-    }
-}
-
-impl Default for StoreSection {
-    fn default() -> Self {
-        StoreSection {
-            path: PathBuf::from("edgemq.db"),
-            batch_max: 8192,
-            queue_capacity: 65536,
-            synchronous: Synchronous::Normal,
-            retention: BTreeMap::new(),
-        }
-    }
-}
-
-impl Default for LogSection {
-    fn default() -> Self {
-        LogSection {
-            level: "info".to_string(),
-            file: None,
-        }
-    }
 }
 
 /// A configuration that cannot be used, said in one line: `file:line: key: what is wrong`.
@@ -196,38 +78,13 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks what the types alone cannot; rumqttd panics or misbehaves on these.
+    /// Checks what the types alone cannot: each section its own keys.
     pub fn validate(&self) -> Result<(), String> {
-        let r = &self.router;
-        if r.max_segment_size < 1024 {
-            return Err(format!(
-                "router.max_segment_size: {} is below rumqttd's minimum of 1024 bytes",
-                r.max_segment_size
-            ));
-        }
-        if r.max_segment_count < 1 {
-            return Err("router.max_segment_count: must be at least 1".into());
-        }
-        if r.max_connections < 1 || r.max_outgoing_packet_count < 1 {
-            return Err(
-                "router: max_connections and max_outgoing_packet_count must be at least 1".into(),
-            );
-        }
+        self.router.validate()?;
         self.mqtt.validate()?;
-        if let Some(path) = &self.auth.password_file {
-            if path.as_os_str().is_empty() {
-                return Err("auth.password_file: must not be empty".into());
-            }
-        }
-        if self.store.batch_max < 1 {
-            return Err("store.batch_max: must be at least 1".into());
-        }
-        if self.store.queue_capacity < 1 {
-            return Err("store.queue_capacity: must be at least 1".into());
-        }
-        if self.store.path.as_os_str().is_empty() {
-            return Err("store.path: must not be empty".into());
-        }
+        self.auth.validate()?;
+        self.store.validate()?;
+        self.ingest.validate()?;
         for route in &self.route {
             route.validate()?;
         }
@@ -237,34 +94,7 @@ impl Config {
         for rpc in &self.rpc {
             rpc.validate()?;
         }
-        self.ingest.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
-            format!(
-                "ingest.timezone: `{}` is not a time zone name such as UTC or Europe/Berlin",
-                self.ingest.timezone
-            )
-        })?;
-        for kind in self.store.retention.keys() {
-            let known = [
-                "raw",
-                "telemetry",
-                "status",
-                "device_status",
-                "relay",
-                "event",
-                "temperature",
-                "power",
-                "fingerprint",
-            ];
-            if !known.contains(&kind.as_str()) {
-                return Err(format!(
-                    "store.retention: unknown kind `{kind}` (one of {})",
-                    known.join(", ")
-                ));
-            }
-        }
-        tracing_subscriber::EnvFilter::try_new(&self.log.level)
-            .map_err(|e| format!("log.level: `{}` is not a log level: {e}", self.log.level))?;
-        Ok(())
+        self.log.validate()
     }
 
     /// The routes in force: configured first, then (unless turned off) the built-in ones.
@@ -290,19 +120,6 @@ impl Config {
             routes.extend(crate::rpc::default_routes());
         }
         routes
-    }
-
-    /// rumqttd's router settings.
-    pub fn router_config(&self) -> rumqttd::RouterConfig {
-        rumqttd::RouterConfig {
-            max_connections: self.router.max_connections,
-            max_outgoing_packet_count: self.router.max_outgoing_packet_count,
-            max_segment_size: self.router.max_segment_size,
-            max_segment_count: self.router.max_segment_count,
-            custom_segment: None,
-            initialized_filters: None,
-            shared_subscriptions_strategy: Default::default(),
-        }
     }
 }
 

@@ -19,6 +19,7 @@
 pub mod app;
 pub mod auth;
 pub mod broker;
+pub mod clock;
 pub mod config;
 pub mod front_door;
 pub mod http;

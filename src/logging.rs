@@ -1,11 +1,38 @@
 //! Logs: to the console (stderr) always, and to a daily-rotated file when `[log] file` is set.
 
-use crate::config::LogSection;
+use serde::Deserialize;
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter, Layer};
+
+/// `[log]`: console logging always; `file` adds a daily-rotated log file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// A level (`info`) or a tracing filter (`info,edgemq=debug`).
+    pub level: String,
+    pub file: Option<PathBuf>,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".to_string(),
+            file: None,
+        }
+    }
+}
+
+impl LogSection {
+    pub fn validate(&self) -> Result<(), String> {
+        EnvFilter::try_new(&self.level)
+            .map(drop)
+            .map_err(|e| format!("log.level: `{}` is not a log level: {e}", self.level))
+    }
+}
 
 /// Installs the global subscriber; keep the guard alive so the file is flushed at exit.
 pub fn init(log: &LogSection) -> Result<Option<WorkerGuard>, String> {

@@ -8,9 +8,7 @@ use crate::broker::Outbox;
 use crate::query::rpc::{day_records, device_known, LogTable};
 use crate::query::Db;
 use crate::topic;
-use bytes::Bytes;
 use rumqttd::local::{LinkRx, LinkTx};
-use rumqttd::protocol::PublishProperties;
 use rumqttd::Notification;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -256,12 +254,4 @@ fn error(message: &str, request_id: Option<Value>) -> Value {
         reply["request_id"] = id;
     }
     reply
-}
-
-/// Properties for a reply: the correlation data, and nothing else.
-pub fn reply_properties(correlation: Option<Bytes>) -> Option<PublishProperties> {
-    correlation.map(|data| PublishProperties {
-        correlation_data: Some(data),
-        ..Default::default()
-    })
 }

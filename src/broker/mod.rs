@@ -6,10 +6,69 @@ mod outbox;
 
 pub use outbox::{Outbox, PublishError};
 
-use crate::config::Config;
 use rumqttd::local::{LinkBuilder, LinkRx, LinkTx};
 use rumqttd::Notification;
+use serde::Deserialize;
 use std::sync::Arc;
+
+/// rumqttd's `[router]`: every field must be set or the router panics, so all have defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouterSection {
+    pub max_connections: usize,
+    pub max_outgoing_packet_count: u64,
+    /// Bytes (topic + payload) per in-memory segment of one subscription filter's log.
+    pub max_segment_size: usize,
+    /// Segments kept per subscription filter. The memory budget of one filter is
+    /// `max_segment_size * max_segment_count`; a subscriber that falls further behind than
+    /// that skips messages (the store never does: it is fed by the front door).
+    pub max_segment_count: usize,
+}
+
+impl Default for RouterSection {
+    fn default() -> Self {
+        RouterSection {
+            max_connections: 10010,
+            max_outgoing_packet_count: 200,
+            max_segment_size: 2 * 1024 * 1024,
+            max_segment_count: 8,
+        }
+    }
+}
+
+impl RouterSection {
+    /// Refuses what rumqttd would panic or misbehave on.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_segment_size < 1024 {
+            return Err(format!(
+                "router.max_segment_size: {} is below rumqttd's minimum of 1024 bytes",
+                self.max_segment_size
+            ));
+        }
+        if self.max_segment_count < 1 {
+            return Err("router.max_segment_count: must be at least 1".into());
+        }
+        if self.max_connections < 1 || self.max_outgoing_packet_count < 1 {
+            return Err(
+                "router: max_connections and max_outgoing_packet_count must be at least 1".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// rumqttd's router settings.
+    pub fn router_config(&self) -> rumqttd::RouterConfig {
+        rumqttd::RouterConfig {
+            max_connections: self.max_connections,
+            max_outgoing_packet_count: self.max_outgoing_packet_count,
+            max_segment_size: self.max_segment_size,
+            max_segment_count: self.max_segment_count,
+            custom_segment: None,
+            initialized_filters: None,
+            shared_subscriptions_strategy: Default::default(),
+        }
+    }
+}
 
 /// The client id of the link edgemq publishes its own messages through (it only writes).
 pub const OUTBOX_CLIENT_ID: &str = "edgemq-outbox";
@@ -56,8 +115,12 @@ pub enum StartError {
 
 /// Starts the router and edgemq's links, and gives the router back the retained messages
 /// (topic, payload) kept from earlier runs.
-pub fn start(config: &Config, retained: Vec<(String, Vec<u8>)>) -> Result<Broker, StartError> {
-    let router_tx = rumqttd::Router::new(config.id, config.router_config()).spawn();
+pub fn start(
+    id: usize,
+    section: &RouterSection,
+    retained: Vec<(String, Vec<u8>)>,
+) -> Result<Broker, StartError> {
+    let router_tx = rumqttd::Router::new(id, section.router_config()).spawn();
     let router = RouterHandle(Arc::new(move |client_id: &str, clean: bool| {
         LinkBuilder::new(client_id, router_tx.clone())
             .clean_session(clean)

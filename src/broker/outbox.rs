@@ -39,7 +39,7 @@ impl Outbox {
         correlation: Option<Bytes>,
     ) -> Result<(), PublishError> {
         let publish = Publish::new(Bytes::from(topic.to_string()), payload.into(), false);
-        self.send(publish, crate::rpc::reply_properties(correlation))
+        self.send(publish, reply_properties(correlation))
     }
 
     /// Sets a retained message in the router (start-up restore).
@@ -58,6 +58,14 @@ impl Outbox {
             .map(drop)
             .map_err(|e| PublishError(e.to_string()))
     }
+}
+
+/// Properties for a reply: the correlation data, and nothing else.
+fn reply_properties(correlation: Option<Bytes>) -> Option<PublishProperties> {
+    correlation.map(|data| PublishProperties {
+        correlation_data: Some(data),
+        ..Default::default()
+    })
 }
 
 /// Runs a future that completes without waiting. `LinkTx::send` is `async` but only does a

@@ -172,7 +172,7 @@ impl Session {
             End::Shutdown => false,
         };
         if let (true, Some(will)) = (will, self.client.will.take()) {
-            let now = crate::ingest::now_ms();
+            let now = crate::clock::now_ms();
             let incoming = self.incoming(&will.publish, &will.properties, will.qos, now, None);
             self.shared.metrics.received.fetch_add(1, Relaxed);
             if !will.publish.topic.starts_with(b"$") {
@@ -324,7 +324,7 @@ impl Session {
             self.last_seq += 1;
             self.receipts.receipt(self.last_seq)
         });
-        let received_at = crate::ingest::now_ms();
+        let received_at = crate::clock::now_ms();
         let metrics = &self.shared.metrics;
         metrics.received.fetch_add(1, Relaxed);
         metrics.last_message_ms.store(received_at as u64, Relaxed);

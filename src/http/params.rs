@@ -2,7 +2,6 @@
 //! parameter and says what is expected.
 
 use super::error::ApiError;
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use std::collections::HashMap;
 
 pub struct Params(pub HashMap<String, String>);
@@ -77,22 +76,7 @@ impl Params {
 
 /// ISO 8601 with or without offset (UTC), a date, or unix milliseconds.
 pub fn parse_time(v: &str) -> Option<i64> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
-        return Some(t.timestamp_millis());
-    }
-    for format in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(v, format) {
-            return Some(t.and_utc().timestamp_millis());
-        }
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-        return d
-            .and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc().timestamp_millis());
-    }
-    v.parse::<i64>().ok().filter(|n| *n >= 0)
+    crate::clock::parse_iso(v, chrono_tz::UTC)
+        .ok()
+        .or_else(|| v.parse::<i64>().ok().filter(|n| *n >= 0))
 }

@@ -42,7 +42,7 @@ pub async fn mqtt_monitor(State(s): State<AppState>) -> Json<Value> {
     Json(json!({
         "status": if connected { "healthy" } else { "unhealthy" },
         "broker_connected": connected,
-        "last_message_time": (last > 0).then(|| query::iso_ms(last)),
+        "last_message_time": (last > 0).then(|| crate::clock::iso_ms(last)),
         "messages_processed": m.received.load(Relaxed),
         "errors_count": m.errors(),
     }))
@@ -100,7 +100,7 @@ pub async fn api_health(State(s): State<AppState>) -> Json<Value> {
         "status": if database_ok && mqtt_ok { "healthy" } else { "unhealthy" },
         "database": if database_ok { "connected" } else { "disconnected" },
         "mqtt": if mqtt_ok { "connected" } else { "disconnected" },
-        "timestamp": query::iso(crate::ingest::now_ms()),
+        "timestamp": crate::clock::iso(crate::clock::now_ms()),
     }))
 }
 
@@ -126,7 +126,7 @@ pub async fn api_stats_avg(State(s): State<AppState>, Query(q): Q) -> ApiResult<
     let device = p.required("deviceId")?.to_string();
     let window = p.required("window")?.to_string();
     let window_ms = p.duration_ms("window")?.unwrap_or(0);
-    let now = crate::ingest::now_ms();
+    let now = crate::clock::now_ms();
     Ok(Json(
         s.db.run(move |c| seeds::stats_avg(c, &device, &window, window_ms, now))
             .await?,

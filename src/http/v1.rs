@@ -55,7 +55,7 @@ pub async fn series(
             "`metric` must be a payload field name (letters, digits, _ and -), got `{metric}`"
         )));
     }
-    let now = crate::ingest::now_ms();
+    let now = crate::clock::now_ms();
     let to = p.time("to")?.unwrap_or(now);
     let from = p.time("from")?.unwrap_or(to - 24 * 3600 * 1000);
     if from >= to {
@@ -87,8 +87,8 @@ pub async fn series(
     Ok(Json(json!({
         "device_id": id,
         "metric": metric,
-        "from": crate::query::iso_ms(from),
-        "to": crate::query::iso_ms(to),
+        "from": crate::clock::iso_ms(from),
+        "to": crate::clock::iso_ms(to),
         "bucket_ms": bucket,
         "points": points,
     })))

@@ -4,6 +4,7 @@
 
 use super::route::{Kind, Route, Source};
 use super::{time, Incoming};
+use crate::rules::{Effect, Reading};
 use crate::store::Record;
 use chrono_tz::Tz;
 use serde_json::{Map, Value};
@@ -28,18 +29,15 @@ pub struct Decoded {
     pub future_time: bool,
 }
 
-/// A change to a device's registry entry or current state that a message carries.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
-    /// The device says it is online or offline (seed 001 status, last wills).
-    Presence {
-        online: bool,
-        ip_address: Option<String>,
-        firmware_version: Option<String>,
-        uptime: Option<i64>,
-    },
-    /// A named piece of current state: `relay/0` = `true`, `eb` = `ON`.
-    State { name: String, value: String },
+impl Decoded {
+    /// What the rules see of it.
+    pub fn reading(&self) -> Reading<'_> {
+        Reading {
+            record: &self.record,
+            fields: self.fields.as_ref(),
+            effect: self.effect.as_ref(),
+        }
+    }
 }
 
 /// Decodes `incoming` (whose topic, as text, is `topic`) as `route` says, or says why it cannot.

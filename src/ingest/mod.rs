@@ -13,6 +13,7 @@ pub use live::LiveEvent;
 pub use warnings::WarningLimit;
 
 use crate::broker::Outbox;
+use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crate::rules::Rules;
 use crate::store::{
@@ -43,6 +44,22 @@ pub struct IngestSection {
     pub default_routes: bool,
     /// Keep the built-in rules for the seeds beside the configured ones.
     pub default_rules: bool,
+}
+
+impl IngestSection {
+    pub fn validate(&self) -> Result<(), String> {
+        self.zone().map(drop)
+    }
+
+    /// The zone of device times written without an offset.
+    pub fn zone(&self) -> Result<chrono_tz::Tz, String> {
+        self.timezone.parse().map_err(|_| {
+            format!(
+                "ingest.timezone: `{}` is not a time zone name such as UTC or Europe/Berlin",
+                self.timezone
+            )
+        })
+    }
 }
 
 impl Default for IngestSection {
@@ -218,7 +235,8 @@ impl Ingest {
                     self.metrics.future_times.fetch_add(1, Relaxed);
                 }
                 let offline_after = route.offline_after.map(|d| d.as_millis() as i64);
-                self.rules.on_message(&decoded, offline_after, batch);
+                self.rules
+                    .on_message(decoded.reading(), offline_after, batch);
                 if route.kind == route::Kind::Telemetry {
                     add_totals(&decoded, batch);
                 }
@@ -273,7 +291,7 @@ impl Ingest {
                 device_id: device.clone(),
                 topic: record.topic.clone(),
                 kind: record.kind,
-                received_at: crate::query::iso_ms(record.received_at),
+                received_at: crate::clock::iso_ms(record.received_at),
                 values,
             });
         }
@@ -360,8 +378,4 @@ fn topic_level(name: &str) -> String {
     } else {
         safe
     }
-}
-
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }

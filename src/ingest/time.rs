@@ -1,7 +1,6 @@
-//! Device timestamps: ISO 8601 with or without an offset (without: the configured zone),
-//! unix seconds or unix milliseconds, as numbers or digit strings.
+//! Device timestamps: unix seconds or unix milliseconds, as numbers or digit strings, or ISO
+//! 8601 (read by `clock`; without an offset, in the configured zone).
 
-use chrono::{DateTime, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 use serde_json::Value;
 
@@ -34,28 +33,7 @@ fn parse_text(s: &str, zone: Tz) -> Result<i64, String> {
             return Ok(from_number(n));
         }
     }
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.timestamp_millis());
-    }
-    for format in ["%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z"] {
-        if let Ok(t) = DateTime::parse_from_str(s, format) {
-            return Ok(t.timestamp_millis());
-        }
-    }
-    for format in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-    ] {
-        if let Ok(naive) = NaiveDateTime::parse_from_str(s, format) {
-            return zone
-                .from_local_datetime(&naive)
-                .earliest()
-                .map(|t| t.timestamp_millis())
-                .ok_or_else(|| format!("`{s}` does not exist in {zone}"));
-        }
-    }
-    Err(format!("`{s}` is not an ISO 8601 time or a unix timestamp"))
+    crate::clock::parse_iso(s, zone).map_err(|e| format!("{e} or a unix timestamp"))
 }
 
 #[cfg(test)]

@@ -64,20 +64,6 @@ impl Db {
     }
 }
 
-/// Unix milliseconds as ISO 8601 UTC with seconds, as the seeds print times.
-pub fn iso(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
-}
-
-/// Unix milliseconds as ISO 8601 UTC with milliseconds.
-pub fn iso_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
-
 /// A payload as JSON when it is JSON, else as text.
 pub fn payload_json(payload: &[u8]) -> serde_json::Value {
     serde_json::from_slice(payload).unwrap_or_else(|_| {

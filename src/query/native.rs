@@ -1,7 +1,8 @@
 //! The native `/api/v1` queries: devices with their state, messages, metric series, alerts and
 //! dead letters. Lists are paged by cursor: pass back `next_cursor` to get the next page.
 
-use super::{iso_ms, payload_json};
+use super::payload_json;
+use crate::clock::iso_ms;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::{json, Map, Value};
 

@@ -1,6 +1,7 @@
 //! The seeds' read queries, in the shapes their clients expect (seeds 000, 002 and 003).
 
-use super::{iso, payload_json};
+use super::payload_json;
+use crate::clock::iso;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 

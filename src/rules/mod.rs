@@ -6,10 +6,12 @@
 mod anomaly;
 mod config;
 mod presence;
+mod reading;
 
 pub use config::{default_rules, AnomalyRule, Rule};
+pub use reading::{Effect, Reading};
 
-use crate::ingest::decode::{Decoded, Effect};
+use crate::clock::iso;
 use crate::store::{Alert, AlertChange, Batch, RulesState, StateChange};
 use crate::topic;
 use anomaly::Window;
@@ -94,13 +96,13 @@ impl Rules {
     }
 
     /// Applies one decoded message: presence, state, thresholds, anomalies.
-    pub fn on_message(&mut self, decoded: &Decoded, offline_after: Option<i64>, batch: &mut Batch) {
-        let record = &decoded.record;
+    pub fn on_message(&mut self, reading: Reading, offline_after: Option<i64>, batch: &mut Batch) {
+        let record = reading.record;
         let Some(device) = record.device_id.as_deref() else {
             return;
         };
         let now = record.received_at;
-        let said_offline = matches!(decoded.effect, Some(Effect::Presence { online: false, .. }));
+        let said_offline = matches!(reading.effect, Some(Effect::Presence { online: false, .. }));
         match self
             .presence
             .seen(device, now, offline_after, !said_offline, batch)
@@ -113,7 +115,7 @@ impl Rules {
             }
             None => {}
         }
-        match &decoded.effect {
+        match reading.effect {
             Some(Effect::Presence {
                 ip_address,
                 firmware_version,
@@ -130,7 +132,7 @@ impl Rules {
             }),
             None => {}
         }
-        if let Some(fields) = &decoded.fields {
+        if let Some(fields) = reading.fields {
             self.apply_rules(device, &record.topic, fields, now, batch);
         }
     }
@@ -330,10 +332,4 @@ fn threshold_breach(rule: &Rule, value: f64) -> Option<f64> {
         (_, Some(max)) if value > max => Some(max),
         _ => None,
     }
-}
-
-fn iso(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
 }

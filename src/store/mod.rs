@@ -1,17 +1,18 @@
 //! The store: one writer thread owns the write connection and group-commits what ingest hands
 //! it; readers open their own connections. The schema is `schema.sql`, applied at start-up.
 
+mod config;
 mod receipt;
 mod retention;
 mod state;
 mod writer;
 
+pub use config::{StoreSection, Synchronous};
 pub use receipt::{Receipt, Receipts};
 pub use state::{load_retained, load_rules_state, RulesState};
 
 pub use writer::{spawn_writer, write_batch, StoreOp};
 
-use crate::config::Synchronous;
 use bytes::Bytes;
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;

@@ -98,7 +98,7 @@ mod tests {
     fn deletes_only_expired_rows_of_the_kind() {
         let conn = crate::store::open_writer(
             std::path::Path::new(":memory:"),
-            crate::config::Synchronous::Normal,
+            crate::store::Synchronous::Normal,
         )
         .unwrap();
         let now = 10_000_000_000;
