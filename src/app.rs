@@ -1,22 +1,29 @@
-//! Wires the stages together (front door → ingest → store, the router beside the front door,
-//! the HTTP server beside them all) and owns shutdown: on SIGINT or SIGTERM, stop HTTP, stop
-//! reading from clients, let the store commit everything received, send the last
-//! acknowledgements, then close the database.
+//! Start-up as a list of stages, and the stop. Start-up binds every listener first (a busy port
+//! is an immediate error), then starts the stages from the store outwards: store, broker,
+//! notifier, ingest, front door, request/response, HTTP. The stop runs the other way: stop
+//! accepting, let ingest hand everything received to the store, commit it, send the last
+//! acknowledgements, close the database.
 
 use crate::auth::Logins;
 use crate::broker;
 use crate::config::Config;
-use crate::front_door::{self, sys};
+use crate::front_door::{self, sys, FrontDoor};
 use crate::http::{self, AppState};
 use crate::ingest::{self, decode::DecodeSettings, Ingest, Intake};
 use crate::metrics::Metrics;
+use crate::notify;
 use crate::query::Db;
 use crate::rpc::{self, Rpc};
 use crate::rules::Rules;
-use crate::store::{self, StoreOp};
+use crate::shutdown::{self, Shutdown, Stopping};
+use crate::store::{self, WriterHandle};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
 
 /// A reason edgemq could not start, said in one line (exit status 2).
 #[derive(Debug)]
@@ -34,210 +41,264 @@ impl<E: std::error::Error> From<E> for StartError {
     }
 }
 
-/// Batches of records that may wait for the writer; each holds up to `batch_max` messages.
-const STORE_QUEUE_BATCHES: usize = 4;
-/// How long shutdown waits for the store to catch up with the broker.
+/// How long the stop waits for clients to stop being read, and for the store to catch up.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the stop waits for the last acknowledgements to be sent.
+const LAST_ACKS_TIMEOUT: Duration = Duration::from_secs(3);
+/// Live events that may wait for a slow dashboard before it skips some.
+const LIVE_EVENTS_QUEUED: usize = 1024;
 
-/// Runs edgemq until a signal, then shuts down cleanly.
+/// Runs edgemq until SIGINT or SIGTERM, then stops cleanly.
 pub async fn run(config: Config) -> Result<(), StartError> {
-    let started_at = Instant::now();
-    // Installed first: a signal that arrives while starting must still shut down cleanly.
-    let signal = shutdown_signal()?;
-    let mqtt_addr = config.mqtt.listen;
-    let mqtt_listener = tokio::net::TcpListener::bind(mqtt_addr)
-        .await
-        .map_err(|e| bind_error("mqtt", mqtt_addr, e))?;
-    let mqtt_addr = mqtt_listener.local_addr()?;
-    let ws_listener = match config.mqtt.websocket {
-        false => None,
-        true => {
-            let addr = config.mqtt.websocket_listen;
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| bind_error("mqtt-ws", addr, e))?;
-            Some(listener)
-        }
-    };
-    let mut mqtt_listeners = vec![("mqtt", mqtt_addr)];
-    if let Some(ws) = &ws_listener {
-        mqtt_listeners.push(("mqtt-ws", ws.local_addr()?));
-    }
-    let http_addr = config.http.listen;
-    let http_listener = tokio::net::TcpListener::bind(http_addr)
-        .await
-        .map_err(|e| bind_error("http", http_addr, e))?;
-    let http_addr = http_listener.local_addr()?;
-
+    // Installed first: a signal that arrives while starting must still stop cleanly.
+    let signal = shutdown::signal()?;
+    let (shutdown, stopping) = Shutdown::new();
+    let listeners = Listeners::bind(&config).await?;
+    let addrs = listeners.addrs()?;
     let metrics = Arc::new(Metrics::default());
-    let db_path = config.store.path.clone();
-    let conn = store::open_writer(&db_path, config.store.synchronous)
-        .map_err(|e| StartError(format!("cannot open database {}: {e}", db_path.display())))?;
-    let stored_at_start = store::count_messages(&conn)
-        .map_err(|e| StartError(format!("cannot read database {}: {e}", db_path.display())))?;
-    let rules_state = store::load_rules_state(&conn)
-        .map_err(|e| StartError(format!("cannot read database {}: {e}", db_path.display())))?;
-    let retained = store::load_retained(&conn)
-        .map_err(|e| StartError(format!("cannot read database {}: {e}", db_path.display())))?;
-    metrics.database_ok.store(true, Relaxed);
 
-    let batch_max = config.store.batch_max;
-    let (store_tx, store_rx) = flume::bounded(STORE_QUEUE_BATCHES);
-    let retention = config.store.retention.clone();
-    let writer = store::spawn_writer(conn, store_rx, batch_max, retention, metrics.clone())?;
-    let (intake_tx, intake_rx) = flume::bounded(config.store.queue_capacity);
-    let ticks = intake_tx.clone();
-    let commands = intake_tx.clone();
-    let logins = Logins::from_config(&config.auth)
-        .map_err(|e| StartError(format!("auth.password_file: {e}")))?;
-    let mut broker =
-        tokio::task::block_in_place(|| broker::start(config.id, &config.router, retained))?;
-
-    let routes = config.routes();
-    let offline_after = |topic: &str| {
-        let route = routes.find(topic)?;
-        route.offline_after.map(|d| d.as_millis() as i64)
-    };
-    let rules = Rules::new(config.rules(), rules_state, offline_after);
-    let (live, _) = tokio::sync::broadcast::channel(1024);
+    let started = store::start(&config.store, metrics.clone()).map_err(StartError)?;
+    let stored_at_start = started.stored_at_start;
+    let broker =
+        tokio::task::block_in_place(|| broker::start(config.id, &config.router, started.retained))?;
+    let (live, _) = broadcast::channel(LIVE_EVENTS_QUEUED);
+    let notices = notify::spawn(broker.outbox.clone(), live.clone(), metrics.clone())?;
     let ingest = Ingest {
-        live: live.clone(),
-        settings: DecodeSettings {
-            max_payload: config.ingest.max_payload,
-            zone: config
-                .ingest
-                .timezone
-                .parse()
-                .map_err(|_| StartError("ingest.timezone: unknown zone".into()))?,
-            future_tolerance_ms: config.ingest.future_tolerance.as_millis() as i64,
-        },
-        routes,
-        rules,
-        outbox: broker.outbox.clone(),
+        settings: decode_settings(&config)?,
+        routes: config.routes(),
+        rules: rules(&config, started.rules_state),
+        notices,
         metrics: metrics.clone(),
-        batch_max,
+        batch_max: config.store.batch_max,
         warnings: Default::default(),
     };
-    ingest::spawn(ingest, intake_rx, ticks, store_tx.clone())?;
-
-    let (closing, closing_rx) = tokio::sync::watch::channel(false);
-    let (sys_tx, sys_rx) = tokio::sync::watch::channel(Arc::new(sys::build(&metrics, started_at)));
-    tokio::spawn(sys::publish(
-        metrics.clone(),
-        started_at,
-        config.mqtt.sys_interval,
-        sys_tx,
-    ));
-    let shared = front_door::Shared {
-        settings: config.mqtt.clone(),
-        router: broker.router.clone(),
-        outbox: broker.outbox.clone(),
-        intake: intake_tx,
-        logins,
-        metrics: metrics.clone(),
-        sys: sys_rx,
-        started: started_at,
-        closing: closing_rx.clone(),
-    };
-    let mut front_door = front_door::start(mqtt_listener, ws_listener, Arc::new(shared));
-    metrics.listeners_up.store(true, Relaxed);
-    tracing::info!(
-        "edgemq ready: {} http={http_addr} db={} ({stored_at_start} messages)",
-        mqtt_listeners
-            .iter()
-            .map(|(label, addr)| format!("{label}={addr}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        db_path.display()
-    );
-    let dashboard_host = if http_addr.ip().is_unspecified() {
-        "localhost".to_string()
-    } else {
-        http_addr.ip().to_string()
-    };
-    tracing::info!("dashboard: http://{dashboard_host}:{}/", http_addr.port());
-
-    let db = Db::new(db_path.clone());
-    if let Some((tx, rx)) = broker.rpc_link.take() {
+    let store_queue = started.writer.queue();
+    let intake = ingest::start(
+        ingest,
+        config.store.queue_capacity,
+        store_queue,
+        stopping.clone(),
+    )?;
+    let front_door = start_front_door(
+        &config,
+        (listeners.mqtt, listeners.websocket),
+        &broker,
+        &intake,
+        &metrics,
+        &stopping,
+    )?;
+    if let Some((tx, rx)) = broker.rpc_link {
         let rpc = Rpc {
             routes: config.rpc_routes(),
-            db: db.clone(),
+            db: Db::new(config.store.path.clone()),
             outbox: broker.outbox.clone(),
+            metrics: metrics.clone(),
         };
         rpc::spawn(rpc, tx, rx)?;
     }
     let state = AppState {
         metrics: metrics.clone(),
-        db,
-        db_path: db_path.clone(),
-        intake: commands.clone(),
-        mqtt_listeners,
+        db: Db::new(config.store.path.clone()),
+        intake: intake.clone(),
+        mqtt_listeners: addrs.mqtt.clone(),
         queue_capacity: config.store.queue_capacity,
-        stored_at_start,
-        started_at,
         token: config.http.token.as_deref().map(Arc::from),
         live,
-        closing: closing_rx,
+        stopping: stopping.clone(),
     };
-    let app = http::router(state, &config.http.cors_origins);
-    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn(http::serve(http_listener, app, async {
-        let _ = http_stopped.await;
-    }));
+    let http = start_http(listeners.http, state, &config, stopping)?;
+    metrics.listeners_up.store(true, Relaxed);
+    addrs.announce(&config, stored_at_start);
 
     let signal = signal.await;
     tracing::info!("{signal}: shutting down, flushing the store");
-    let _ = stop_http.send(());
-    let _ = closing.send(true);
-
-    if tokio::time::timeout(DRAIN_TIMEOUT, front_door.stopped_reading())
-        .await
-        .is_err()
-    {
-        tracing::error!("clients still being read after {DRAIN_TIMEOUT:?}");
-    }
-    let (done, fired) = flume::bounded(1);
-    let drained = async {
-        commands.send_async(Intake::Barrier(done)).await.ok()?;
-        fired.recv_async().await.ok()
+    let running = Running {
+        shutdown,
+        front_door,
+        intake,
+        writer: started.writer,
+        http,
     };
-    if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
-        tracing::error!("the store did not catch up within {DRAIN_TIMEOUT:?}");
-    }
-    // Last acknowledgements out, connections closed.
-    let _ = tokio::time::timeout(Duration::from_secs(3), front_door.closed()).await;
-    let _ = store_tx.send_async(StoreOp::Stop).await;
-    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
-    match tokio::time::timeout(Duration::from_secs(5), http).await {
-        Ok(Ok(Err(e))) => tracing::error!("http server: {e}"),
-        Err(_) => tracing::warn!("http requests still open at shutdown"),
-        _ => {}
-    }
+    running.stop().await;
     tracing::info!(
         "stopped: {} messages stored this run, {} in the database",
         metrics.stored.load(Relaxed),
-        stored_at_start + metrics.stored.load(Relaxed)
+        metrics.messages_in_database()
     );
     Ok(())
 }
 
-fn bind_error(label: &str, addr: std::net::SocketAddr, e: std::io::Error) -> StartError {
-    if e.kind() == std::io::ErrorKind::AddrInUse {
-        StartError(format!("{label} address {addr} is already in use"))
-    } else {
-        StartError(format!("{label} address {addr} cannot be bound: {e}"))
+/// Every listening socket, bound before anything starts.
+struct Listeners {
+    mqtt: TcpListener,
+    websocket: Option<TcpListener>,
+    http: TcpListener,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> Result<Listeners, StartError> {
+        let websocket = match config.mqtt.websocket {
+            true => Some(bind("mqtt-ws", config.mqtt.websocket_listen).await?),
+            false => None,
+        };
+        Ok(Listeners {
+            mqtt: bind("mqtt", config.mqtt.listen).await?,
+            websocket,
+            http: bind("http", config.http.listen).await?,
+        })
+    }
+
+    /// Where each listener is bound (port 0 is a free port now).
+    fn addrs(&self) -> std::io::Result<Addrs> {
+        let mut mqtt = vec![("mqtt", self.mqtt.local_addr()?)];
+        if let Some(ws) = &self.websocket {
+            mqtt.push(("mqtt-ws", ws.local_addr()?));
+        }
+        Ok(Addrs {
+            mqtt,
+            http: self.http.local_addr()?,
+        })
     }
 }
 
-/// Resolves with the name of the first SIGINT or SIGTERM received after this call.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = int.recv() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
+/// The bound addresses, labelled as the ready line shows them.
+struct Addrs {
+    mqtt: Vec<(&'static str, SocketAddr)>,
+    http: SocketAddr,
+}
+
+impl Addrs {
+    /// The ready line (tests and scripts read the addresses from it) and the dashboard's URL.
+    fn announce(&self, config: &Config, stored_at_start: u64) {
+        let mqtt: Vec<String> = self
+            .mqtt
+            .iter()
+            .map(|(label, addr)| format!("{label}={addr}"))
+            .collect();
+        tracing::info!(
+            "edgemq ready: {} http={} db={} ({stored_at_start} messages)",
+            mqtt.join(" "),
+            self.http,
+            config.store.path.display()
+        );
+        let host = match self.http.ip() {
+            ip if ip.is_unspecified() => "localhost".to_string(),
+            ip => ip.to_string(),
+        };
+        tracing::info!("dashboard: http://{host}:{}/", self.http.port());
+    }
+}
+
+async fn bind(label: &str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            StartError(format!("{label} address {addr} is already in use"))
+        } else {
+            StartError(format!("{label} address {addr} cannot be bound: {e}"))
         }
     })
+}
+
+fn decode_settings(config: &Config) -> Result<DecodeSettings, StartError> {
+    Ok(DecodeSettings {
+        max_payload: config.ingest.max_payload,
+        zone: config.ingest.zone().map_err(StartError)?,
+        future_tolerance_ms: config.ingest.future_tolerance.as_millis() as i64,
+    })
+}
+
+fn rules(config: &Config, state: store::RulesState) -> Rules {
+    let routes = config.routes();
+    let offline_after = |topic: &str| {
+        let route = routes.find(topic)?;
+        route.offline_after.map(|d| d.as_millis() as i64)
+    };
+    Rules::new(config.rules(), state, offline_after)
+}
+
+/// The MQTT listeners, and the `$SYS` tree they serve.
+fn start_front_door(
+    config: &Config,
+    (mqtt, websocket): (TcpListener, Option<TcpListener>),
+    broker: &broker::Broker,
+    intake: &flume::Sender<Intake>,
+    metrics: &Arc<Metrics>,
+    stopping: &Stopping,
+) -> Result<FrontDoor, StartError> {
+    let logins = Logins::from_config(&config.auth)
+        .map_err(|e| StartError(format!("auth.password_file: {e}")))?;
+    let (sys_tx, sys_rx) = tokio::sync::watch::channel(Arc::new(sys::build(metrics)));
+    tokio::spawn(sys::publish(
+        metrics.clone(),
+        config.mqtt.sys_interval,
+        sys_tx,
+        stopping.clone(),
+    ));
+    let shared = front_door::Shared {
+        settings: config.mqtt.clone(),
+        router: broker.router.clone(),
+        outbox: broker.outbox.clone(),
+        intake: intake.clone(),
+        logins,
+        metrics: metrics.clone(),
+        sys: sys_rx,
+        stopping: stopping.clone(),
+    };
+    Ok(front_door::start(mqtt, websocket, Arc::new(shared)))
+}
+
+/// The HTTP server, until the stop.
+fn start_http(
+    listener: TcpListener,
+    state: AppState,
+    config: &Config,
+    mut stopping: Stopping,
+) -> std::io::Result<JoinHandle<std::io::Result<()>>> {
+    let app = http::router(state, &config.http.cors_origins);
+    let stopped = async move { stopping.wait().await };
+    Ok(tokio::spawn(http::serve(listener, app, stopped)))
+}
+
+/// What the stop needs to reach.
+struct Running {
+    shutdown: Shutdown,
+    front_door: FrontDoor,
+    /// Ingest's queue: the barrier goes in behind everything received.
+    intake: flume::Sender<Intake>,
+    writer: WriterHandle,
+    http: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting (MQTT, HTTP, ticks), waits until nothing is read from clients, lets the
+    /// store commit everything received, sends the last acknowledgements, closes the database.
+    async fn stop(mut self) {
+        self.shutdown.begin();
+        if !within(DRAIN_TIMEOUT, self.front_door.stopped_reading()).await {
+            tracing::error!("clients still being read after {DRAIN_TIMEOUT:?}");
+        }
+        let (done, committed) = flume::bounded(1);
+        let drained = async {
+            self.intake.send_async(Intake::Barrier(done)).await.ok()?;
+            committed.recv_async().await.ok()
+        };
+        if !within(DRAIN_TIMEOUT, drained).await {
+            tracing::error!("the store did not catch up within {DRAIN_TIMEOUT:?}");
+        }
+        drop(self.intake);
+        if !within(LAST_ACKS_TIMEOUT, self.front_door.closed()).await {
+            tracing::warn!("connections still open after {LAST_ACKS_TIMEOUT:?}");
+        }
+        self.writer.stop().await;
+        match tokio::time::timeout(Duration::from_secs(5), self.http).await {
+            Ok(Ok(Err(e))) => tracing::error!("http server: {e}"),
+            Err(_) => tracing::warn!("http requests still open at shutdown"),
+            _ => {}
+        }
+    }
+}
+
+/// Whether `phase` finished within `limit`.
+async fn within(limit: Duration, phase: impl std::future::Future) -> bool {
+    tokio::time::timeout(limit, phase).await.is_ok()
 }

@@ -1,20 +1,25 @@
 //! edgemq: an MQTT broker that remembers. rumqttd routes; every publish is stored in SQLite.
+//! Data flows one way: front door → ingest → {rules, store, notify}; http and rpc read
+//! through query. `config` and `app` sit on top and are imported by no stage.
 //!
-//! - `config`  — the one file (`rumqttd.toml`): rumqttd's router and our sections, defaults, errors.
-//! - `front_door` — our MQTT listener (3.1/3.1.1/5 on one port) in front of rumqttd's router:
-//!   logins, `$SYS`, every publish into ingest, durable acks, backpressure.
-//! - `broker`  — embedded rumqttd: the router and edgemq's own links (outbox, requests).
+//! - `app`     — start-up as a list of stages, and the stop in phases.
+//! - `config`  — the one file (`rumqttd.toml`): aggregates each stage's own section, reports errors.
+//! - `front_door` — our MQTT listener (3.1/3.1.1/5 on one port, and WebSockets) in front of
+//!   rumqttd's router: logins, `$SYS`, every publish into ingest, durable acks, backpressure.
 //! - `auth`    — who may connect: config users, Mosquitto password files, anonymous switch.
+//! - `broker`  — embedded rumqttd: the router and edgemq's own links (outbox, requests).
 //! - `ingest`  — `Incoming` → route → decode → validate → `Record` or dead letter; runs rules.
 //! - `rules`   — thresholds, anomalies, the offline watchdog → `Alert`s, raised and cleared once.
 //! - `store`   — the writer thread that group-commits to SQLite; schema; read connections.
-//! - `topic`   — MQTT topic filter matching.
+//! - `notify`  — what leaves after ingest: alerts published on MQTT, live events for the dashboard.
 //! - `query`   — the read side shared by http and rpc: seed queries, devices, series, alerts.
 //! - `http`    — axum: seed endpoints, `/api/v1`, the dashboard, `/health`, `/metrics`.
 //! - `rpc`     — MQTT request/response (seed 004's request topics, MQTT 5 response topics).
-//! - `metrics` — the counters every stage updates and `/health` and `/metrics` read.
+//! - `metrics` — the counters every stage updates, each described once for `/metrics` and `$SYS`.
+//! - `shutdown` — the stop signal every long-running task holds, and trackers for its phases.
+//! - `clock`   — now, ISO 8601 out, and the one ISO 8601 reader.
+//! - `topic`   — MQTT topic filter matching.
 //! - `logging` — console and rotating file logs.
-//! - `app`     — wires the stages together and owns shutdown.
 
 pub mod app;
 pub mod auth;
@@ -26,8 +31,10 @@ pub mod http;
 pub mod ingest;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod query;
 pub mod rpc;
 pub mod rules;
+pub mod shutdown;
 pub mod store;
 pub mod topic;

@@ -5,6 +5,7 @@
 //! request answered with `{"error": ...}`, never silence. Runs on its own link and thread.
 
 use crate::broker::Outbox;
+use crate::metrics::{Dropped, Metrics};
 use crate::query::rpc::{day_records, device_known, LogTable};
 use crate::query::Db;
 use crate::topic;
@@ -98,6 +99,7 @@ pub struct Rpc {
     pub routes: Vec<RpcRoute>,
     pub db: Arc<Db>,
     pub outbox: Arc<Outbox>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Starts the request thread on a link subscribed to every request filter.
@@ -146,6 +148,7 @@ impl Rpc {
                 self.outbox
                     .publish_reply(&reply_topic, reply.to_string(), props.correlation_data)
             {
+                self.metrics.dropped(Dropped::ReplyNotPublished);
                 tracing::error!("rpc: reply to {reply_topic} not sent: {e}");
             }
         }

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use std::process::Command;
+use std::time::Duration;
 
 #[test]
 fn a_mosquitto_password_file_admits_its_users_only() {
@@ -90,6 +91,23 @@ fn config_users_and_the_anonymous_switch() {
     let wrong = publish("mqttv5", &["-u", "sensor1", "-P", "guess"]);
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("Bad User Name or Password"));
     rows_eventually(&edgemq.db, "SELECT id FROM messages", 6);
+    // Both refusals are counted.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    wait_for(
+        "edgemq_connections_refused_total 2 in /metrics",
+        Duration::from_secs(10),
+        || {
+            let metrics = runtime.block_on(get_text(&edgemq, "/metrics"));
+            let line = metrics
+                .lines()
+                .find(|l| l.starts_with("edgemq_connections_refused_total "))
+                .unwrap_or("no edgemq_connections_refused_total line");
+            match line {
+                "edgemq_connections_refused_total 2" => Ok(()),
+                other => Err(other.to_string()),
+            }
+        },
+    );
     assert!(edgemq.stop().success());
 }
 

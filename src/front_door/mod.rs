@@ -15,6 +15,7 @@ use crate::auth::Logins;
 use crate::broker::{Outbox, RouterHandle};
 use crate::ingest::Intake;
 use crate::metrics::Metrics;
+use crate::shutdown::{Guard, Stopping, Tracker};
 use bytes::BytesMut;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use sys::SysTree;
 
@@ -92,28 +93,28 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// The `$SYS` tree, refreshed every `sys_interval`.
     pub sys: watch::Receiver<SysTree>,
-    /// When edgemq started (`$SYS/broker/uptime`).
-    pub started: std::time::Instant,
-    /// Becomes true at shutdown: stop accepting and reading.
-    pub closing: watch::Receiver<bool>,
+    /// Says when to stop accepting and reading.
+    pub stopping: Stopping,
 }
 
-/// The running listener, for shutdown.
+/// The running listeners, for shutdown.
 pub struct FrontDoor {
-    reading: mpsc::Receiver<()>,
-    open: mpsc::Receiver<()>,
+    /// Held by every accept loop and by each connection while it reads its socket.
+    reading: Tracker,
+    /// Held by each connection until it has sent its last acknowledgement and closed.
+    open: Tracker,
 }
 
 impl FrontDoor {
-    /// Resolves once, after `closing`, nothing reads from clients any more: everything
+    /// Resolves once, after the stop began, nothing reads from clients any more: everything
     /// received is in ingest's queue.
     pub async fn stopped_reading(&mut self) {
-        while self.reading.recv().await.is_some() {}
+        self.reading.all_done().await
     }
 
     /// Resolves once every connection has sent its last acknowledgement and closed.
     pub async fn closed(&mut self) {
-        while self.open.recv().await.is_some() {}
+        self.open.all_done().await
     }
 }
 
@@ -124,34 +125,31 @@ enum Transport {
     WebSocket,
 }
 
-/// Serves MQTT on `listener` (and MQTT over WebSockets on `websockets`) until `shared.closing`.
+/// Serves MQTT on `listener` (and MQTT over WebSockets on `websockets`) until the stop.
 pub fn start(
     listener: TcpListener,
     websockets: Option<TcpListener>,
     shared: Arc<Shared>,
 ) -> FrontDoor {
-    let (reading_tx, reading) = mpsc::channel(1);
-    let (open_tx, open) = mpsc::channel(1);
+    let front_door = FrontDoor {
+        reading: Tracker::default(),
+        open: Tracker::default(),
+    };
+    let guards = || (front_door.reading.guard(), front_door.open.guard());
     if let Some(ws) = websockets {
-        let guards = (reading_tx.clone(), open_tx.clone());
-        tokio::spawn(accept(ws, Transport::WebSocket, shared.clone(), guards));
+        tokio::spawn(accept(ws, Transport::WebSocket, shared.clone(), guards()));
     }
-    tokio::spawn(accept(
-        listener,
-        Transport::Tcp,
-        shared,
-        (reading_tx, open_tx),
-    ));
-    FrontDoor { reading, open }
+    tokio::spawn(accept(listener, Transport::Tcp, shared, guards()));
+    front_door
 }
 
 async fn accept(
     listener: TcpListener,
     transport: Transport,
     shared: Arc<Shared>,
-    (reading, open): (mpsc::Sender<()>, mpsc::Sender<()>),
+    (reading, open): (Guard, Guard),
 ) {
-    let mut closing = shared.closing.clone();
+    let mut stopping = shared.stopping.clone();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -179,11 +177,7 @@ async fn accept(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            changed = closing.changed() => {
-                if changed.is_err() || *closing.borrow() {
-                    return;
-                }
-            }
+            _ = stopping.wait() => return,
         }
     }
 }
@@ -192,12 +186,13 @@ async fn serve(
     mut socket: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    (reading, open): (mpsc::Sender<()>, mpsc::Sender<()>),
+    (reading, open): (Guard, Guard),
 ) {
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let client = match connect::accept(&mut socket, &mut buf, &shared).await {
         Ok(client) => client,
         Err(why) => {
+            shared.metrics.connections_refused.fetch_add(1, Relaxed);
             tracing::info!("mqtt: connection from {peer} refused: {why}");
             return;
         }

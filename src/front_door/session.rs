@@ -9,6 +9,8 @@ use super::Shared;
 
 mod subscriptions;
 use crate::ingest::{Incoming, Intake};
+use crate::metrics::Dropped;
+use crate::shutdown::Guard;
 use crate::store::{Publisher, Receipt, Receipts};
 use bytes::BytesMut;
 use rumqttd::protocol::{
@@ -83,11 +85,11 @@ impl Session {
         mut self,
         socket: impl AsyncRead + AsyncWrite + Send + 'static,
         mut buf: BytesMut,
-        reading: tokio::sync::mpsc::Sender<()>,
+        reading: Guard,
     ) {
         let (mut reader, mut writer) = tokio::io::split(socket);
         let mut reading = Some(reading);
-        let mut closing = self.shared.closing.clone();
+        let mut stopping = self.shared.stopping.clone();
         let mut sys = self.shared.sys.clone();
         sys.borrow_and_update();
         let keep_alive = (self.client.keep_alive > 0)
@@ -102,7 +104,7 @@ impl Session {
                 end = Some(End::Lost(e));
                 break;
             }
-            if *closing.borrow() {
+            if stopping.is_stopping() {
                 reading = None;
             }
             if reading.is_none() && self.waiting.is_empty() {
@@ -139,7 +141,7 @@ impl Session {
                 _ = tokio::time::sleep_until(deadline), if keep_alive.is_some() => {
                     Some(End::Lost("no packet within 1.5 x keep-alive".into()))
                 }
-                _ = closing.changed(), if reading.is_some() => None,
+                _ = stopping.wait(), if reading.is_some() => None,
             };
         }
         let end = end.unwrap_or(End::Shutdown);
@@ -171,16 +173,27 @@ impl Session {
             }
             End::Shutdown => false,
         };
-        if let (true, Some(will)) = (will, self.client.will.take()) {
-            let now = crate::clock::now_ms();
-            let incoming = self.incoming(&will.publish, &will.properties, will.qos, now, None);
-            self.shared.metrics.received.fetch_add(1, Relaxed);
-            if !will.publish.topic.starts_with(b"$") {
-                if let Err(e) = self.shared.outbox.send(will.publish, will.properties) {
-                    tracing::error!("client {id}: last will not published: {e}");
+        let metrics = &self.shared.metrics;
+        match (will, self.client.will.take()) {
+            (true, Some(will)) => {
+                let now = crate::clock::now_ms();
+                let incoming = self.incoming(&will.publish, &will.properties, will.qos, now, None);
+                metrics.received.fetch_add(1, Relaxed);
+                if !will.publish.topic.starts_with(b"$") {
+                    if let Err(e) = self.shared.outbox.send(will.publish, will.properties) {
+                        metrics.dropped(Dropped::WillNotPublished);
+                        tracing::error!("client {id}: last will not published: {e}");
+                    }
+                }
+                if let Err(e) = self.hand_to_ingest(incoming).await {
+                    metrics.dropped(Dropped::WillNotPublished);
+                    tracing::error!("client {id}: last will not stored: {e}");
                 }
             }
-            let _ = self.hand_to_ingest(incoming).await;
+            (false, Some(_)) if matches!(end, End::Shutdown) => {
+                metrics.dropped(Dropped::WillAtShutdown)
+            }
+            _ => {}
         }
         if !matches!(end, End::TakenOver) {
             end_link(&mut self.client.link_tx).await;
@@ -205,6 +218,7 @@ impl Session {
     fn write(&mut self, packet: Packet) {
         self.shared.metrics.packets_sent.fetch_add(1, Relaxed);
         if let Err(e) = self.client.version.write(packet, &mut self.out) {
+            self.shared.metrics.dropped(Dropped::EncodeFailed);
             tracing::warn!(
                 "client {}: cannot encode a packet: {e}",
                 self.client.client_id

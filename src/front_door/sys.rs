@@ -3,53 +3,39 @@
 //! every `sys_interval`, and each connection sends the topics its `$SYS` filters match.
 
 use crate::metrics::Metrics;
+use crate::shutdown::Stopping;
 use bytes::Bytes;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The current `$SYS` topics and their values.
 pub type SysTree = Arc<Vec<(String, Bytes)>>;
 
-/// Rebuilds the tree every `interval` until every receiver is gone.
+/// Rebuilds the tree every `interval` until the stop, or until every receiver is gone.
 pub async fn publish(
     metrics: Arc<Metrics>,
-    started: Instant,
     interval: Duration,
     tree: tokio::sync::watch::Sender<SysTree>,
+    mut stopping: Stopping,
 ) {
     let mut ticks = tokio::time::interval(interval);
     loop {
-        ticks.tick().await;
-        if tree.send(Arc::new(build(&metrics, started))).is_err() {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stopping.wait() => return,
+        }
+        if tree.send(Arc::new(build(&metrics))).is_err() {
             return;
         }
     }
 }
 
-/// The tree now.
-pub fn build(m: &Metrics, started: Instant) -> Vec<(String, Bytes)> {
-    let count = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed).to_string();
-    let entries = [
-        (
-            "version",
-            format!("edgemq version {}", env!("CARGO_PKG_VERSION")),
-        ),
-        ("uptime", format!("{} seconds", started.elapsed().as_secs())),
-        ("clients/connected", count(&m.connected_clients)),
-        ("clients/active", count(&m.connected_clients)),
-        ("clients/total", count(&m.connections_total)),
-        ("messages/received", count(&m.packets_received)),
-        ("messages/sent", count(&m.packets_sent)),
-        ("publish/messages/received", count(&m.received)),
-        ("publish/messages/sent", count(&m.sent)),
-        ("bytes/received", count(&m.bytes_received)),
-        ("bytes/sent", count(&m.bytes_sent)),
-        ("store/messages/stored", count(&m.stored)),
-    ];
-    entries
-        .into_iter()
-        .map(|(name, value)| (format!("$SYS/broker/{name}"), Bytes::from(value)))
+/// The tree now: edgemq's version and every metric that has a `$SYS` name.
+pub fn build(m: &Metrics) -> Vec<(String, Bytes)> {
+    let version = format!("edgemq version {}", env!("CARGO_PKG_VERSION"));
+    std::iter::once(("$SYS/broker/version".to_string(), version))
+        .chain(m.sys_topics())
+        .map(|(topic, value)| (topic, Bytes::from(value)))
         .collect()
 }
 
@@ -61,12 +47,13 @@ pub fn is_sys_filter(filter: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering::Relaxed;
 
     #[test]
     fn the_tree_has_mosquittos_common_topics() {
         let m = Metrics::default();
         m.connected_clients.store(3, Relaxed);
-        let tree = build(&m, Instant::now());
+        let tree = build(&m);
         let get = |t: &str| {
             tree.iter()
                 .find(|(topic, _)| topic == t)

@@ -3,7 +3,7 @@
 //! the broker's health once a second.
 
 use super::AppState;
-use crate::ingest::LiveEvent;
+use crate::notify::LiveEvent;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -38,7 +38,7 @@ fn stats(state: &AppState) -> Event {
     let body = json!({
         "clients": m.connected_clients.load(Relaxed),
         "received": m.received.load(Relaxed),
-        "stored": state.stored_at_start + m.stored.load(Relaxed),
+        "stored": m.messages_in_database(),
         "errors": m.errors(),
         "queued": m.queue_depth.load(Relaxed),
     });
@@ -57,12 +57,12 @@ pub async fn events(
     let events = state.live.subscribe();
     let mut ticks = tokio::time::interval(Duration::from_secs(1));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let closing = state.closing.clone();
+    let stopping = state.stopping.clone();
     let stream = futures_util::stream::unfold(
-        (events, ticks, closing, state),
-        |(mut events, mut ticks, mut closing, state)| async move {
+        (events, ticks, stopping, state),
+        |(mut events, mut ticks, mut stopping, state)| async move {
             let event = tokio::select! {
-                _ = closing.changed() => return None,
+                _ = stopping.wait() => return None,
                 _ = ticks.tick() => stats(&state),
                 received = events.recv() => match received {
                     Ok(event) => live(&event),
@@ -71,7 +71,7 @@ pub async fn events(
                     Err(RecvError::Closed) => return None,
                 },
             };
-            Some((Ok(event), (events, ticks, closing, state)))
+            Some((Ok(event), (events, ticks, stopping, state)))
         },
     );
     Sse::new(stream).keep_alive(KeepAlive::default())

@@ -21,7 +21,6 @@ use axum::Router;
 use error::ApiError;
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -53,20 +52,16 @@ impl Default for HttpSection {
 pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub db: Arc<Db>,
-    pub db_path: PathBuf,
     /// Commands to ingest (clearing an alert).
     pub intake: flume::Sender<Intake>,
     pub mqtt_listeners: Vec<(&'static str, SocketAddr)>,
     /// `[store] queue_capacity`: /health is degraded when the queue is nearly full.
     pub queue_capacity: usize,
-    /// Rows `messages` held when edgemq started.
-    pub stored_at_start: u64,
-    pub started_at: std::time::Instant,
     pub token: Option<Arc<str>>,
     /// Live events for the dashboard.
-    pub live: tokio::sync::broadcast::Sender<crate::ingest::LiveEvent>,
-    /// Becomes true when edgemq is stopping: long-lived responses end.
-    pub closing: tokio::sync::watch::Receiver<bool>,
+    pub live: tokio::sync::broadcast::Sender<crate::notify::LiveEvent>,
+    /// Says when edgemq is stopping: long-lived responses end.
+    pub stopping: crate::shutdown::Stopping,
 }
 
 /// Both `/path` and `/path/`, as seed 003's clients use either.

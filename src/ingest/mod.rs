@@ -4,18 +4,17 @@
 //! batches to the store.
 
 pub mod decode;
-mod live;
 pub mod route;
 pub mod time;
 mod warnings;
 
-pub use live::LiveEvent;
 pub use warnings::WarningLimit;
 
-use crate::broker::Outbox;
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
+use crate::notify::{Notice, Notices};
 use crate::rules::Rules;
+use crate::shutdown::Stopping;
 use crate::store::{
     AlertChange, Batch, DeadLetter, Publisher, Receipt, Record, RetainedChange, StoreOp,
 };
@@ -26,7 +25,6 @@ use rumqttd::protocol::PublishProperties;
 use serde::Deserialize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// `[ingest]`: limits and defaults for every route.
@@ -139,34 +137,37 @@ const LIVE_DEVICES_PER_BATCH: usize = 200;
 
 /// The ingest stage and everything it owns.
 pub struct Ingest {
-    /// Live events; nothing is built while no one listens.
-    pub live: tokio::sync::broadcast::Sender<LiveEvent>,
     pub routes: Routes,
     pub settings: DecodeSettings,
     pub rules: Rules,
-    pub outbox: Arc<Outbox>,
+    /// Where alerts and live events go out (MQTT, the dashboard).
+    pub notices: Notices,
     pub metrics: Arc<Metrics>,
     pub batch_max: usize,
     pub warnings: WarningLimit,
 }
 
-/// Starts the ingest thread and its once-a-second tick. Ends when `intake` closes.
-pub fn spawn(
+/// Starts the ingest thread, fed by the returned queue of `capacity` messages, and its
+/// once-a-second tick (until the stop). The thread ends when every sender of the queue is gone.
+pub fn start(
     ingest: Ingest,
-    intake: flume::Receiver<Intake>,
-    ticks: flume::Sender<Intake>,
+    capacity: usize,
     store: flume::Sender<StoreOp>,
-) -> std::io::Result<JoinHandle<()>> {
+    stopping: Stopping,
+) -> std::io::Result<flume::Sender<Intake>> {
+    let (intake, queue) = flume::bounded(capacity);
+    let ticks = intake.clone();
     std::thread::Builder::new()
         .name("ingest-tick".into())
         .spawn(move || {
-            while ticks.send(Intake::Tick).is_ok() {
+            while !stopping.is_stopping() && ticks.send(Intake::Tick).is_ok() {
                 std::thread::sleep(Duration::from_secs(1));
             }
         })?;
     std::thread::Builder::new()
         .name("ingest".into())
-        .spawn(move || ingest.run(intake, store))
+        .spawn(move || ingest.run(queue, store))?;
+    Ok(intake)
 }
 
 impl Ingest {
@@ -257,91 +258,51 @@ impl Ingest {
         }
     }
 
-    /// Publishes the batch's alerts and gives the batch to the store; false once the store is gone.
+    /// Tells the notifier what the batch changed and gives the batch to the store; false once
+    /// the store is gone.
     fn hand_over(&self, batch: Batch, store: &flume::Sender<StoreOp>) -> bool {
         if batch.is_empty() {
             return true;
         }
-        for change in &batch.alerts {
-            self.publish_alert(change);
-        }
-        if self.live.receiver_count() > 0 {
-            self.tell_live_views(&batch);
-        }
+        self.count_alerts(&batch.alerts);
+        self.notices.send(self.notice(&batch));
         store.send(StoreOp::Batch(batch)).is_ok()
     }
 
-    /// Each device's latest message in the batch, its presence changes and its alerts.
-    fn tell_live_views(&self, batch: &Batch) {
-        let mut seen = rustc_hash::FxHashSet::default();
-        for record in batch.records.iter().rev() {
-            let Some(device) = &record.device_id else {
-                continue;
+    fn count_alerts(&self, alerts: &[AlertChange]) {
+        for change in alerts {
+            let (raised, cleared) = match change {
+                AlertChange::Raised(alert) => (1, u64::from(alert.cleared_at.is_some())),
+                AlertChange::Cleared(_) => (0, 1),
             };
-            if seen.len() >= LIVE_DEVICES_PER_BATCH || !seen.insert(device.as_str()) {
-                continue;
-            }
-            let values = match crate::query::payload_json(&record.payload) {
-                serde_json::Value::Object(fields) => {
-                    fields.into_iter().filter(|(_, v)| v.is_number()).collect()
-                }
-                _ => serde_json::Map::new(),
-            };
-            let _ = self.live.send(LiveEvent::Message {
-                device_id: device.clone(),
-                topic: record.topic.clone(),
-                kind: record.kind,
-                received_at: crate::clock::iso_ms(record.received_at),
-                values,
-            });
-        }
-        for change in batch.devices.iter().filter(|d| d.online.is_some()) {
-            let _ = self.live.send(LiveEvent::Device {
-                device_id: change.device_id.clone(),
-                online: change.online.unwrap_or(true),
-            });
-        }
-        for change in &batch.alerts {
-            let (alert, state) = match change {
-                AlertChange::Raised(a) => (a, "raised"),
-                AlertChange::Cleared(a) => (a, "cleared"),
-            };
-            let _ = self.live.send(LiveEvent::Alert {
-                alert: alert.clone(),
-                state,
-            });
+            self.metrics.alerts_raised.fetch_add(raised, Relaxed);
+            self.metrics.alerts_cleared.fetch_add(cleared, Relaxed);
         }
     }
 
-    /// Alerts go out on `edgemq/alerts/<device_id>/<type>` with `state` raised or cleared;
-    /// one raised and cleared within a batch (an ONLINE event) goes out as both.
-    fn publish_alert(&self, change: &AlertChange) {
-        match change {
-            AlertChange::Raised(alert) => {
-                self.metrics.alerts_raised.fetch_add(1, Relaxed);
-                self.publish_alert_state(alert, "raised");
-                if alert.cleared_at.is_some() {
-                    self.metrics.alerts_cleared.fetch_add(1, Relaxed);
-                    self.publish_alert_state(alert, "cleared");
+    /// The batch's alerts and presence changes, and, while a live view listens, each device's
+    /// latest message.
+    fn notice(&self, batch: &Batch) -> Notice {
+        let mut latest = Vec::new();
+        if self.notices.listening() {
+            let mut seen = rustc_hash::FxHashSet::default();
+            for record in batch.records.iter().rev() {
+                let Some(device) = &record.device_id else {
+                    continue;
+                };
+                if seen.len() < LIVE_DEVICES_PER_BATCH && seen.insert(device.as_str()) {
+                    latest.push(record.clone());
                 }
             }
-            AlertChange::Cleared(alert) => {
-                self.metrics.alerts_cleared.fetch_add(1, Relaxed);
-                self.publish_alert_state(alert, "cleared");
-            }
         }
-    }
-
-    fn publish_alert_state(&self, alert: &crate::store::Alert, state: &str) {
-        let mut body = serde_json::to_value(alert).unwrap_or_default();
-        body["state"] = state.into();
-        let topic = format!(
-            "edgemq/alerts/{}/{}",
-            topic_level(&alert.device_id),
-            topic_level(&alert.alert_type)
-        );
-        if let Err(e) = self.outbox.publish(&topic, body.to_string()) {
-            tracing::error!("alert {} not published: {e}", alert.id);
+        Notice {
+            alerts: batch.alerts.clone(),
+            presence: batch
+                .devices
+                .iter()
+                .filter_map(|d| Some((d.device_id.clone(), d.online?)))
+                .collect(),
+            latest,
         }
     }
 }
@@ -358,24 +319,5 @@ fn add_totals(decoded: &decode::Decoded, batch: &mut Batch) {
         if !matches!(metric.as_str(), "ts" | "timestamp" | "t") {
             batch.add_reading(device, metric, minute, v);
         }
-    }
-}
-
-/// A name made safe as one topic level: no wildcards, no separators.
-fn topic_level(name: &str) -> String {
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if matches!(c, '+' | '#' | '/' | '\0') {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
-    if safe.is_empty() {
-        "_".into()
-    } else {
-        safe
     }
 }

@@ -11,12 +11,50 @@ pub use config::{StoreSection, Synchronous};
 pub use receipt::{Receipt, Receipts};
 pub use state::{load_retained, load_rules_state, RulesState};
 
-pub use writer::{spawn_writer, write_batch, StoreOp};
+pub use writer::{start_writer, write_batch, StoreOp, WriterHandle};
 
+use crate::metrics::Metrics;
 use bytes::Bytes;
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 use std::sync::Arc;
+
+/// The store, started: the writer, and what the database remembers from earlier runs.
+pub struct Started {
+    pub writer: WriterHandle,
+    /// Rows in `messages` at start.
+    pub stored_at_start: u64,
+    pub rules_state: RulesState,
+    /// Retained messages (topic, payload), to give back to the router.
+    pub retained: Vec<(String, Vec<u8>)>,
+}
+
+/// Opens the database (applying the schema), reads what the other stages need from it, and
+/// starts the writer. The error is one line naming the database.
+pub fn start(section: &StoreSection, metrics: Arc<Metrics>) -> Result<Started, String> {
+    let path = section.path.display();
+    let conn = open_writer(&section.path, section.synchronous)
+        .map_err(|e| format!("cannot open database {path}: {e}"))?;
+    let cannot_read = |e: rusqlite::Error| format!("cannot read database {path}: {e}");
+    let stored_at_start = count_messages(&conn).map_err(cannot_read)?;
+    let rules_state = load_rules_state(&conn).map_err(cannot_read)?;
+    let retained = load_retained(&conn).map_err(cannot_read)?;
+    metrics
+        .stored_at_start
+        .store(stored_at_start, std::sync::atomic::Ordering::Relaxed);
+    metrics
+        .database_ok
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let retention = section.retention.clone();
+    let writer = start_writer(conn, section.batch_max, retention, metrics)
+        .map_err(|e| format!("cannot start the store's writer: {e}"))?;
+    Ok(Started {
+        writer,
+        stored_at_start,
+        rules_state,
+        retained,
+    })
+}
 
 /// The schema, applied idempotently every time the store opens.
 pub const SCHEMA: &str = include_str!("../../schema.sql");

@@ -22,8 +22,42 @@ pub enum StoreOp {
     Stop,
 }
 
+/// The running writer: its queue, and the thread to join at the end.
+pub struct WriterHandle {
+    ops: flume::Sender<StoreOp>,
+    thread: JoinHandle<()>,
+}
+
+impl WriterHandle {
+    /// Where ingest hands its batches.
+    pub fn queue(&self) -> flume::Sender<StoreOp> {
+        self.ops.clone()
+    }
+
+    /// Commits what is queued, closes the database and waits for the thread to end.
+    pub async fn stop(self) {
+        let _ = self.ops.send_async(StoreOp::Stop).await;
+        let _ = tokio::task::spawn_blocking(move || self.thread.join()).await;
+    }
+}
+
+/// Batches of records that may wait for the writer; each holds up to `batch_max` messages.
+const QUEUED_BATCHES: usize = 4;
+
 /// Starts the writer thread on an open connection.
-pub fn spawn_writer(
+pub fn start_writer(
+    conn: Connection,
+    batch_max: usize,
+    retention: BTreeMap<String, Duration>,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<WriterHandle> {
+    let (ops, rx) = flume::bounded(QUEUED_BATCHES);
+    let thread = spawn_writer(conn, rx, batch_max, retention, metrics)?;
+    Ok(WriterHandle { ops, thread })
+}
+
+/// Starts the writer thread on an open connection, reading `ops`.
+fn spawn_writer(
     conn: Connection,
     ops: flume::Receiver<StoreOp>,
     batch_max: usize,
@@ -38,6 +72,7 @@ pub fn spawn_writer(
                 conn,
                 metrics,
                 retention,
+                size_measured: None,
             }
             .run(ops, batch_max)
         })
@@ -47,6 +82,8 @@ struct Writer {
     conn: Connection,
     metrics: Arc<Metrics>,
     retention: Retention,
+    /// When the database's size on disk was last measured for `/metrics`.
+    size_measured: Option<Instant>,
 }
 
 impl Writer {
@@ -56,6 +93,7 @@ impl Writer {
         loop {
             let mut stop = false;
             self.prune();
+            self.measure_size();
             let first = match ops.recv_timeout(Duration::from_millis(500)) {
                 Ok(op) => op,
                 Err(flume::RecvTimeoutError::Timeout) => continue,
@@ -92,12 +130,24 @@ impl Writer {
         }
     }
 
+    /// The database's size on disk, at most once a second.
+    fn measure_size(&mut self) {
+        if self
+            .size_measured
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.size_measured = Some(Instant::now());
+        if let Some(path) = self.conn.path() {
+            let size = super::size_on_disk(std::path::Path::new(path));
+            self.metrics.database_size.store(size, Relaxed);
+        }
+    }
+
     /// One round of retention, when due; failures are logged and retried next round.
     fn prune(&mut self) {
-        match self
-            .retention
-            .maybe_run(&self.conn, chrono::Utc::now().timestamp_millis())
-        {
+        match self.retention.maybe_run(&self.conn, crate::clock::now_ms()) {
             Ok(0) => {}
             Ok(n) => {
                 self.metrics.pruned.fetch_add(n, Relaxed);

@@ -63,7 +63,7 @@ impl Session {
     /// Like retained messages: the current values of newly subscribed `$SYS` topics.
     fn send_new_sys(&mut self, filters: &[String]) {
         if !filters.is_empty() {
-            let tree = Arc::new(sys::build(&self.shared.metrics, self.shared.started));
+            let tree = Arc::new(sys::build(&self.shared.metrics));
             self.send_sys(&tree, Some(filters));
         }
     }

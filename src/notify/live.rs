@@ -1,4 +1,6 @@
-//! What live views (the dashboard) hear from ingest as it happens.
+//! What live views (the dashboard) hear as it happens.
+
+use crate::store::Record;
 
 /// What a live view (the dashboard) hears as it happens.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -29,6 +31,25 @@ impl LiveEvent {
             LiveEvent::Message { .. } => "message",
             LiveEvent::Alert { .. } => "alert",
             LiveEvent::Device { .. } => "device",
+        }
+    }
+}
+
+impl LiveEvent {
+    /// A device's message, with the numeric fields of its JSON object.
+    pub fn message(record: Record) -> LiveEvent {
+        let values = match serde_json::from_slice(&record.payload) {
+            Ok(serde_json::Value::Object(fields)) => {
+                fields.into_iter().filter(|(_, v)| v.is_number()).collect()
+            }
+            _ => serde_json::Map::new(),
+        };
+        LiveEvent::Message {
+            device_id: record.device_id.unwrap_or_default(),
+            received_at: crate::clock::iso_ms(record.received_at),
+            topic: record.topic,
+            kind: record.kind,
+            values,
         }
     }
 }

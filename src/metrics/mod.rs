@@ -1,8 +1,14 @@
 //! Counters every stage updates and `/health`, `/metrics` and `$SYS` read: what was received,
-//! sent, stored and refused, and how the store's commits are doing. Lock-free: atomics only.
+//! sent, stored, refused and dropped (with the reason), and how the store's commits are doing.
+//! Lock-free: atomics only. Each one's name, help text, kind and `$SYS` topics are described
+//! once, in `described`, and both `/metrics` and `$SYS` are made from that description.
+
+mod described;
+
+pub use described::{Dropped, Kind, Metric, METRICS};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Upper bounds (seconds) of the commit latency histogram buckets.
 pub const COMMIT_BUCKETS: [f64; 12] = [
@@ -11,8 +17,13 @@ pub const COMMIT_BUCKETS: [f64; 12] = [
 /// Upper bounds of the batch size histogram buckets.
 pub const BATCH_BUCKETS: [f64; 8] = [1.0, 10.0, 100.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0];
 
-#[derive(Default)]
 pub struct Metrics {
+    /// When edgemq started.
+    pub started: Instant,
+    /// Rows `messages` held when edgemq started.
+    pub stored_at_start: AtomicU64,
+    /// The database's size on disk, WAL included, as the writer last saw it.
+    pub database_size: AtomicU64,
     /// Publishes received from clients (last wills included).
     pub received: AtomicU64,
     /// Publishes sent to clients.
@@ -24,6 +35,10 @@ pub struct Metrics {
     pub bytes_sent: AtomicU64,
     /// Client connections accepted (CONNACK success) since start.
     pub connections_total: AtomicU64,
+    /// Connections refused before or at CONNECT.
+    pub connections_refused: AtomicU64,
+    /// Things given up on, by reason (`Dropped`).
+    pub dropped_by_reason: [AtomicU64; Dropped::ALL.len()],
     /// Messages committed to the `messages` table.
     pub stored: AtomicU64,
     /// Failed store transactions.
@@ -109,7 +124,52 @@ impl Default for Histogram<8> {
     }
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            started: Instant::now(),
+            stored_at_start: Default::default(),
+            database_size: Default::default(),
+            received: Default::default(),
+            sent: Default::default(),
+            packets_received: Default::default(),
+            packets_sent: Default::default(),
+            bytes_received: Default::default(),
+            bytes_sent: Default::default(),
+            connections_total: Default::default(),
+            connections_refused: Default::default(),
+            dropped_by_reason: Default::default(),
+            stored: Default::default(),
+            store_errors: Default::default(),
+            dead_letters: Default::default(),
+            future_times: Default::default(),
+            alerts_raised: Default::default(),
+            alerts_cleared: Default::default(),
+            pruned: Default::default(),
+            last_message_ms: Default::default(),
+            connected_clients: Default::default(),
+            queue_depth: Default::default(),
+            held_back: Default::default(),
+            commits: Default::default(),
+            commit_seconds: Default::default(),
+            batch_size: Default::default(),
+            listeners_up: Default::default(),
+            database_ok: Default::default(),
+        }
+    }
+}
+
 impl Metrics {
+    /// Counts one thing given up on.
+    pub fn dropped(&self, why: Dropped) {
+        self.dropped_by_reason[why as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Rows in `messages` now.
+    pub fn messages_in_database(&self) -> u64 {
+        self.stored_at_start.load(Relaxed) + self.stored.load(Relaxed)
+    }
+
     /// Everything refused or failed: dead letters and failed store transactions.
     pub fn errors(&self) -> u64 {
         self.dead_letters.load(Relaxed) + self.store_errors.load(Relaxed)
