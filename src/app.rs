@@ -5,11 +5,11 @@
 //! acknowledgements, close the database.
 
 use crate::auth::Logins;
-use crate::broker;
+use crate::broker::{self, Outbox};
 use crate::config::Config;
 use crate::front_door::{self, sys, FrontDoor};
 use crate::http::{self, AppState};
-use crate::ingest::{self, decode::DecodeSettings, Ingest, Intake};
+use crate::ingest::{self, Ingest, Intake};
 use crate::metrics::Metrics;
 use crate::notify;
 use crate::query::Db;
@@ -17,6 +17,7 @@ use crate::rpc::{self, Rpc};
 use crate::rules::Rules;
 use crate::shutdown::{self, Shutdown, Stopping};
 use crate::store::{self, WriterHandle};
+use rumqttd::local::{LinkRx, LinkTx};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -57,58 +58,38 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let addrs = listeners.addrs()?;
     let metrics = Arc::new(Metrics::default());
 
-    let started = store::start(&config.store, metrics.clone()).map_err(StartError)?;
-    let stored_at_start = started.stored_at_start;
+    let store = store::start(&config.store, metrics.clone()).map_err(StartError)?;
     let broker =
-        tokio::task::block_in_place(|| broker::start(config.id, &config.router, started.retained))?;
+        tokio::task::block_in_place(|| broker::start(config.id, &config.router, store.retained))?;
     let (live, _) = broadcast::channel(LIVE_EVENTS_QUEUED);
     let notices = notify::spawn(broker.outbox.clone(), live.clone(), metrics.clone())?;
     let ingest = Ingest {
-        settings: decode_settings(&config)?,
+        settings: config.ingest.decode_settings().map_err(StartError)?,
         routes: config.routes(),
-        rules: rules(&config, started.rules_state),
+        rules: rules(&config, store.rules_state),
         notices,
         metrics: metrics.clone(),
         batch_max: config.store.batch_max,
         warnings: Default::default(),
     };
-    let store_queue = started.writer.queue();
-    let intake = ingest::start(
-        ingest,
-        config.store.queue_capacity,
-        store_queue,
-        stopping.clone(),
-    )?;
-    let front_door = start_front_door(
-        &config,
-        (listeners.mqtt, listeners.websocket),
-        &broker,
-        &intake,
-        &metrics,
-        &stopping,
-    )?;
-    if let Some((tx, rx)) = broker.rpc_link {
-        let rpc = Rpc {
-            routes: config.rpc_routes(),
-            db: Db::new(config.store.path.clone()),
-            outbox: broker.outbox.clone(),
-            metrics: metrics.clone(),
-        };
-        rpc::spawn(rpc, tx, rx)?;
-    }
+    let capacity = config.store.queue_capacity;
+    let intake = ingest::start(ingest, capacity, store.writer.queue(), stopping.clone())?;
+    let mqtt = (listeners.mqtt, listeners.websocket);
+    let front_door = start_front_door(&config, mqtt, &broker, &intake, &metrics, &stopping)?;
+    start_rpc(&config, broker.rpc_link, &broker.outbox, &metrics)?;
     let state = AppState {
         metrics: metrics.clone(),
         db: Db::new(config.store.path.clone()),
         intake: intake.clone(),
         mqtt_listeners: addrs.mqtt.clone(),
-        queue_capacity: config.store.queue_capacity,
+        queue_capacity: capacity,
         token: config.http.token.as_deref().map(Arc::from),
         live,
         stopping: stopping.clone(),
     };
-    let http = start_http(listeners.http, state, &config, stopping)?;
+    let http = start_http(listeners.http, state, &config, stopping);
     metrics.listeners_up.store(true, Relaxed);
-    addrs.announce(&config, stored_at_start);
+    addrs.announce(&config, store.stored_at_start);
 
     let signal = signal.await;
     tracing::info!("{signal}: shutting down, flushing the store");
@@ -116,7 +97,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         shutdown,
         front_door,
         intake,
-        writer: started.writer,
+        writer: store.writer,
         http,
     };
     running.stop().await;
@@ -199,14 +180,6 @@ async fn bind(label: &str, addr: SocketAddr) -> Result<TcpListener, StartError> 
     })
 }
 
-fn decode_settings(config: &Config) -> Result<DecodeSettings, StartError> {
-    Ok(DecodeSettings {
-        max_payload: config.ingest.max_payload,
-        zone: config.ingest.zone().map_err(StartError)?,
-        future_tolerance_ms: config.ingest.future_tolerance.as_millis() as i64,
-    })
-}
-
 fn rules(config: &Config, state: store::RulesState) -> Rules {
     let routes = config.routes();
     let offline_after = |topic: &str| {
@@ -247,16 +220,35 @@ fn start_front_door(
     Ok(front_door::start(mqtt, websocket, Arc::new(shared)))
 }
 
+/// MQTT request/response on its own link, when the broker made one.
+fn start_rpc(
+    config: &Config,
+    link: Option<(LinkTx, LinkRx)>,
+    outbox: &Arc<Outbox>,
+    metrics: &Arc<Metrics>,
+) -> std::io::Result<()> {
+    let Some((tx, rx)) = link else {
+        return Ok(());
+    };
+    let rpc = Rpc {
+        routes: config.rpc_routes(),
+        db: Db::new(config.store.path.clone()),
+        outbox: outbox.clone(),
+        metrics: metrics.clone(),
+    };
+    rpc::spawn(rpc, tx, rx)
+}
+
 /// The HTTP server, until the stop.
 fn start_http(
     listener: TcpListener,
     state: AppState,
     config: &Config,
     mut stopping: Stopping,
-) -> std::io::Result<JoinHandle<std::io::Result<()>>> {
+) -> JoinHandle<std::io::Result<()>> {
     let app = http::router(state, &config.http.cors_origins);
     let stopped = async move { stopping.wait().await };
-    Ok(tokio::spawn(http::serve(listener, app, stopped)))
+    tokio::spawn(http::serve(listener, app, stopped))
 }
 
 /// What the stop needs to reach.

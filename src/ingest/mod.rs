@@ -49,6 +49,15 @@ impl IngestSection {
         self.zone().map(drop)
     }
 
+    /// What decoding needs of this section.
+    pub fn decode_settings(&self) -> Result<DecodeSettings, String> {
+        Ok(DecodeSettings {
+            max_payload: self.max_payload,
+            zone: self.zone()?,
+            future_tolerance_ms: self.future_tolerance.as_millis() as i64,
+        })
+    }
+
     /// The zone of device times written without an offset.
     pub fn zone(&self) -> Result<chrono_tz::Tz, String> {
         self.timezone.parse().map_err(|_| {
