@@ -9,6 +9,7 @@ use crate::metrics::{Dropped, Metrics};
 use crate::query::rpc::{day_records, device_known, LogTable};
 use crate::query::Db;
 use crate::topic;
+use bytes::Bytes;
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::Notification;
 use serde::Deserialize;
@@ -139,18 +140,43 @@ impl Rpc {
             };
             let props = forward.properties.unwrap_or_default();
             let client_id = topic.rsplit('/').next().unwrap_or("");
-            let reply_topic = props
-                .response_topic
-                .clone()
-                .unwrap_or_else(|| route.reply.replace("{client_id}", client_id));
-            let reply = self.answer(route, &forward.publish.payload);
-            if let Err(e) =
-                self.outbox
-                    .publish_reply(&reply_topic, reply.to_string(), props.correlation_data)
-            {
-                self.metrics.dropped(Dropped::ReplyNotPublished);
-                tracing::error!("rpc: reply to {reply_topic} not sent: {e}");
-            }
+            let route_reply = route.reply.replace("{client_id}", client_id);
+            let (reply_topic, reply) = match props.response_topic {
+                Some(t) if topic::valid_name(t.as_bytes()) => {
+                    (t, self.answer(route, &forward.publish.payload))
+                }
+                // Answered where a request without a response topic is, saying why.
+                Some(t) => (
+                    route_reply,
+                    error(
+                        &format!("response topic `{}` is not a valid topic name", brief(&t)),
+                        None,
+                    ),
+                ),
+                None => (route_reply, self.answer(route, &forward.publish.payload)),
+            };
+            self.send(&reply_topic, reply, route, props.correlation_data);
+        }
+    }
+
+    /// Publishes a reply, never one past the route's size cap and never on an invalid topic.
+    fn send(&self, topic: &str, reply: Value, route: &RpcRoute, correlation: Option<Bytes>) {
+        if !topic::valid_name(topic.as_bytes()) {
+            self.metrics.dropped(Dropped::ReplyNotPublished);
+            tracing::warn!(
+                "rpc: no reply: `{}` is not a valid topic name",
+                brief(topic)
+            );
+            return;
+        }
+        let mut text = reply.to_string();
+        if text.len() > route.max_reply_bytes {
+            let request_id = reply.get("request_id").cloned();
+            text = error("the reply would be larger than max_reply_bytes", request_id).to_string();
+        }
+        if let Err(e) = self.outbox.publish_reply(topic, text, correlation) {
+            self.metrics.dropped(Dropped::ReplyNotPublished);
+            tracing::error!("rpc: reply to {topic} not sent: {e}");
         }
     }
 
@@ -162,6 +188,13 @@ impl Rpc {
             Err(e) => return error(&format!("the request is not valid JSON: {e}"), None),
         };
         let request_id = request.get("request_id").cloned();
+        if request_id
+            .as_ref()
+            .is_some_and(|id| id.to_string().len() > MAX_REQUEST_ID)
+        {
+            let why = format!("`request_id` must be at most {MAX_REQUEST_ID} bytes of JSON");
+            return error(&why, None);
+        }
         match self.records(route, &request) {
             Ok(mut reply) => {
                 if let Some(id) = request_id {
@@ -178,7 +211,8 @@ impl Rpc {
             Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
             Some(other) => {
                 return Err(format!(
-                    "`device_id` must be a non-empty string, got {other}"
+                    "`device_id` must be a non-empty string, got {}",
+                    brief(&other.to_string())
                 ))
             }
             None => return Err("`device_id` is required".into()),
@@ -187,8 +221,12 @@ impl Rpc {
             .get("date")
             .and_then(Value::as_str)
             .ok_or("`date` is required, as YYYY-MM-DD")?;
-        let date = chrono::NaiveDate::parse_from_str(date_text, "%Y-%m-%d")
-            .map_err(|_| format!("`date` must be a date as YYYY-MM-DD, got `{date_text}`"))?;
+        let date = chrono::NaiveDate::parse_from_str(date_text, "%Y-%m-%d").map_err(|_| {
+            format!(
+                "`date` must be a date as YYYY-MM-DD, got `{}`",
+                brief(date_text)
+            )
+        })?;
         let limit = match request.get("limit") {
             None => route.max_records,
             Some(v) => match v.as_u64() {
@@ -222,7 +260,7 @@ impl Rpc {
                 "the database could not answer; try again".to_string()
             })?;
         if !known {
-            return Err(format!("unknown device `{device_id}`"));
+            return Err(format!("unknown device `{}`", brief(&device_id)));
         }
         // Leave records for the next page until the reply fits.
         let mut reply = page(&device_id, date_text, &records, total, offset);
@@ -249,6 +287,19 @@ fn page(device_id: &str, date: &str, records: &[Value], total: u64, offset: u32)
         reply["next_offset"] = json!(shown);
     }
     reply
+}
+
+/// Longest `request_id` echoed, as JSON text.
+const MAX_REQUEST_ID: usize = 256;
+/// Longest piece of a request quoted back in an error.
+const MAX_QUOTED: usize = 64;
+
+/// `text`, cut to `MAX_QUOTED` characters (with "…" when cut).
+fn brief(text: &str) -> String {
+    match text.char_indices().nth(MAX_QUOTED) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
 }
 
 fn error(message: &str, request_id: Option<Value>) -> Value {

@@ -23,9 +23,18 @@ pub fn level(topic: &str, n: usize) -> Option<&str> {
     topic.split('/').nth(n).filter(|s| !s.is_empty())
 }
 
+/// Whether `topic` may be published to: UTF-8, not empty, no wildcards, no U+0000, at most
+/// 65,535 bytes ([MQTT-4.7.3-1], [MQTT-1.5.3-2], [MQTT-3.3.2-2]).
+pub fn valid_name(topic: &[u8]) -> bool {
+    !topic.is_empty()
+        && topic.len() <= usize::from(u16::MAX)
+        && !topic.iter().any(|b| matches!(b, b'+' | b'#' | 0))
+        && std::str::from_utf8(topic).is_ok()
+}
+
 /// Whether `filter` is a well-formed MQTT filter (`#` only last, wildcards whole levels).
 pub fn valid_filter(filter: &str) -> bool {
-    if filter.is_empty() {
+    if filter.is_empty() || filter.contains('\0') {
         return false;
     }
     let levels: Vec<&str> = filter.split('/').collect();

@@ -258,3 +258,31 @@ async fn mqtt5_response_topic_and_correlation_data_round_trip() {
     assert_eq!(body["count"], 1);
     assert_eq!(body["records"][0]["authStatus"], "PASS");
 }
+
+#[test]
+fn what_a_request_echoes_is_bounded_and_every_reply_stays_under_the_cap() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let huge = "x".repeat(1024 * 1024);
+    let requests = [
+        format!(
+            r#"{{"device_id": "temp_sensor_01", "date": "2026-01-22", "request_id": "{huge}"}}"#
+        ),
+        format!(r#"{{"device_id": "{huge}", "date": "2026-01-22"}}"#),
+        format!(r#"{{"device_id": "temp_sensor_01", "date": "{huge}"}}"#),
+    ];
+    let mut replies = Sub::start(&edgemq, &["-t", "home/datatemp/big"]);
+    for request in &requests {
+        mosquitto_pub(&edgemq, "home/gettemp/big", request.as_bytes(), &[]);
+        let reply = replies.messages(1).remove(0);
+        assert!(
+            reply.len() < 1024,
+            "a short error reply, got {} bytes",
+            reply.len()
+        );
+        let body: Value = serde_json::from_str(reply.trim_start_matches("home/datatemp/big "))
+            .expect("a JSON reply");
+        assert!(body["error"].is_string(), "{body}");
+    }
+    assert!(edgemq.stop().success());
+}

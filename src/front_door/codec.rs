@@ -119,7 +119,7 @@ pub fn connect_version(frame: &mut BytesMut) -> Result<Version, UnknownProtocol>
 
 /// Bytes of the fixed header at the front of `frame`: the type byte and the remaining length
 /// (1 to 4 bytes, each but the last with its top bit set).
-fn fixed_header_len(frame: &[u8]) -> usize {
+pub fn fixed_header_len(frame: &[u8]) -> usize {
     let continued = frame.iter().skip(1).take(4).take_while(|b| *b & 0x80 != 0);
     1 + continued.count() + 1
 }

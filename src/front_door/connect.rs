@@ -2,13 +2,15 @@
 //! login, make the client's link into the router, and answer with Mosquitto's codes.
 
 use super::codec::{self, Version};
+use super::violations;
 use super::Shared;
 use crate::auth::Refusal;
+use crate::topic;
 use bytes::BytesMut;
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::protocol::{
-    ConnAck, ConnAckProperties, ConnectReturnCode, LastWill, LastWillProperties, Packet, Publish,
-    PublishProperties,
+    ConnAck, ConnAckProperties, ConnectReturnCode, DisconnectReasonCode, LastWill,
+    LastWillProperties, Packet, Publish, PublishProperties,
 };
 use rumqttd::Notification;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,11 +75,6 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
             return Err(unknown.0);
         }
     };
-    let (connect, properties, will, will_properties, login) = match version.read(&mut frame, max) {
-        Ok(Packet::Connect(c, p, w, wp, l)) => (c, p, w, wp, l),
-        Ok(_) => return Err("bad CONNECT".into()),
-        Err(e) => return Err(format!("bad CONNECT: {e}")),
-    };
     let refuse = |code: ConnectReturnCode| {
         let mut out = BytesMut::new();
         let connack = ConnAck {
@@ -87,6 +84,32 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         let _ = version.write(Packet::ConnAck(connack, None), &mut out);
         out
     };
+    // MQTT 5 is told why in the CONNACK; MQTT 3.x connections are just closed.
+    let violation = |code: ConnectReturnCode, why: &str| match version {
+        Version::V5 => (Some(refuse(code)), format!("bad CONNECT: {why}")),
+        _ => (None, format!("bad CONNECT: {why}")),
+    };
+    if let Err(v) = violations::check_connect(&frame, version) {
+        let code = match v.code {
+            DisconnectReasonCode::ProtocolError => ConnectReturnCode::ProtocolError,
+            _ => ConnectReturnCode::MalformedPacket,
+        };
+        return refused(socket, violation(code, v.why)).await;
+    }
+    let (connect, properties, will, will_properties, login) = match version.read(&mut frame, max) {
+        Ok(Packet::Connect(c, p, w, wp, l)) => (c, p, w, wp, l),
+        Ok(_) => return Err("bad CONNECT".into()),
+        Err(e) => return Err(format!("bad CONNECT: {e}")),
+    };
+    if let Some(w) = will.as_ref().filter(|w| !topic::valid_name(&w.topic)) {
+        let why = format!("will topic {:?} is not a valid topic name", w.topic);
+        return refused(socket, violation(ConnectReturnCode::TopicNameInvalid, &why)).await;
+    }
+    let nul = |s: &str| s.contains('\0');
+    if nul(&connect.client_id) || login.as_ref().is_some_and(|l| nul(&l.username)) {
+        let why = "the client id or username contains U+0000";
+        return refused(socket, violation(ConnectReturnCode::MalformedPacket, why)).await;
+    }
     let login_pair = login
         .as_ref()
         .map(|l| (l.username.as_str(), l.password.as_str()));
@@ -174,6 +197,17 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         link_tx,
         link_rx,
     })
+}
+
+/// Writes the refusal (when there is one) and says why the connection closes.
+async fn refused<S: AsyncWrite + Unpin>(
+    socket: &mut S,
+    (connack, why): (Option<BytesMut>, String),
+) -> Result<Client, String> {
+    if let Some(connack) = connack {
+        let _ = socket.write_all(&connack).await;
+    }
+    Err(why)
 }
 
 /// Tells the router the client is gone (a persistent session is kept).

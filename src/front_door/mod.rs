@@ -9,6 +9,7 @@ mod codec;
 mod connect;
 mod session;
 pub mod sys;
+mod violations;
 mod websocket;
 
 use crate::auth::Logins;

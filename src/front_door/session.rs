@@ -5,6 +5,7 @@
 
 use super::codec::{self, Version};
 use super::connect::{end_link, Client};
+use super::violations;
 use super::Shared;
 
 mod subscriptions;
@@ -237,6 +238,9 @@ impl Session {
                 Ok(None) => break,
                 Err(e) => return Err(self.refuse_packet(e)),
             };
+            if let Err(v) = violations::check(&buf[..len], self.client.version) {
+                return Err(self.fail(v.code, v.why));
+            }
             let header = (buf[0] >> 4 == 3)
                 .then(|| codec::publish_header(&buf[..len]))
                 .flatten();
@@ -321,9 +325,7 @@ impl Session {
                 "topic aliases are not accepted (none offered in CONNACK)",
             ));
         }
-        let topic_ok = std::str::from_utf8(&publish.topic)
-            .is_ok_and(|t| !t.is_empty() && !t.contains(['+', '#', '\0']));
-        if !topic_ok {
+        if !crate::topic::valid_name(&publish.topic) {
             return Err(self.fail(
                 DisconnectReasonCode::TopicNameInvalid,
                 "invalid topic name in PUBLISH",

@@ -135,6 +135,10 @@ impl Notifier {
             topic_level(&alert.device_id),
             topic_level(&alert.alert_type)
         );
+        if !crate::topic::valid_name(topic.as_bytes()) {
+            self.metrics.dropped(Dropped::AlertNotPublished);
+            return tracing::warn!("alert {} not published: its topic is too long", alert.id);
+        }
         if let Err(e) = self.outbox.publish(&topic, body.to_string()) {
             self.metrics.dropped(Dropped::AlertNotPublished);
             tracing::error!("alert {} not published: {e}", alert.id);

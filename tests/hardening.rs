@@ -1,0 +1,263 @@
+//! Protocol violations are refused and nobody else notices: a bad will topic, a bad MQTT 5
+//! response topic, and the MQTT MUSTs rumqttd's decoders let through each close (or answer)
+//! only the offender, and a normal publish → subscribe → store round trip works right after.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// An MQTT packet: type-and-flags byte, remaining length, body.
+fn packet(byte1: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![byte1];
+    let mut len = body.len();
+    loop {
+        let mut byte = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            byte |= 0x80;
+        }
+        out.push(byte);
+        if len == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+fn string(s: &[u8]) -> Vec<u8> {
+    let mut out = (s.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(s);
+    out
+}
+
+/// A CONNECT: `level` 4 (3.1.1) or 5, `flags`, client id, then `rest` (will, login).
+fn connect(level: u8, flags: u8, client_id: &str, rest: &[u8]) -> Vec<u8> {
+    let mut body = string(b"MQTT");
+    body.extend([level, flags, 0, 60]);
+    if level == 5 {
+        body.push(0); // no properties
+    }
+    body.extend(string(client_id.as_bytes()));
+    body.extend_from_slice(rest);
+    packet(0x10, &body)
+}
+
+/// A 3.1.1 or 5 CONNECT with a QoS 0 will on `topic`.
+fn connect_with_will(level: u8, client_id: &str, topic: &[u8]) -> Vec<u8> {
+    let mut will = Vec::new();
+    if level == 5 {
+        will.push(0); // no will properties
+    }
+    will.extend(string(topic));
+    will.extend(string(b"gone"));
+    connect(level, 0x04 | 0x02, client_id, &will)
+}
+
+fn open(edgemq: &Edgemq) -> TcpStream {
+    let stream = TcpStream::connect(edgemq.mqtt).expect("connect to edgemq");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    stream
+}
+
+/// Everything the server sends until it closes the connection; fails if it stays open.
+#[track_caller]
+fn until_closed(stream: &mut TcpStream, what: &str) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return seen,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return seen,
+            Err(_) if Instant::now() < deadline => {}
+            Err(_) => panic!("{what}: the connection stayed open; it sent {seen:02x?}"),
+        }
+    }
+}
+
+/// Reads exactly `n` bytes, or fails saying what came.
+#[track_caller]
+fn read_exact(stream: &mut TcpStream, n: usize, what: &str) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1];
+    while seen.len() < n {
+        match stream.read(&mut buf) {
+            Ok(0) => panic!("{what}: closed after {seen:02x?}"),
+            Ok(_) => seen.push(buf[0]),
+            Err(_) if Instant::now() < deadline => {}
+            Err(_) => panic!("{what}: waited for {n} bytes; got {seen:02x?}"),
+        }
+    }
+    seen
+}
+
+/// A client that connected well (CONNACK 0) and may then break the rules.
+fn connected(edgemq: &Edgemq, level: u8, client_id: &str) -> TcpStream {
+    let mut stream = open(edgemq);
+    stream
+        .write_all(&connect(level, 0x02, client_id, &[]))
+        .unwrap();
+    let connack = read_exact(&mut stream, 2, "CONNACK header");
+    assert_eq!(connack[0], 0x20, "a CONNACK for {client_id}");
+    let rest = read_exact(&mut stream, usize::from(connack[1]), "CONNACK body");
+    assert_eq!(rest[1], 0, "CONNACK accepted for {client_id}: {rest:02x?}");
+    stream
+}
+
+/// A normal client still gets what it subscribed to, and the message is stored.
+fn round_trip_works(edgemq: &Edgemq, watcher: &mut Sub, n: usize) {
+    let topic = format!("rt/after/{n}");
+    mosquitto_pub(edgemq, &topic, b"still fine", &["-q", "1"]);
+    let seen = watcher.messages(1);
+    assert_eq!(
+        seen[0].trim_end(),
+        format!("{topic} still fine"),
+        "the # subscriber"
+    );
+    let sql = format!("SELECT topic FROM messages WHERE topic = '{topic}'");
+    rows_eventually(&edgemq.db, &sql, 1);
+}
+
+#[test]
+fn bad_will_topics_are_refused_at_connect_and_never_published() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let mut watcher = Sub::start(&edgemq, &["-t", "#"]);
+    let bad: [&[u8]; 5] = [b"w/#", b"+", b"", b"w/\0x", b"w/\xff\xfe"];
+    for (n, topic) in bad.iter().enumerate() {
+        // MQTT 3.1.1: the connection is closed without a CONNACK.
+        let mut v311 = open(&edgemq);
+        v311.write_all(&connect_with_will(4, &format!("w311-{n}"), topic))
+            .unwrap();
+        let sent = until_closed(&mut v311, &format!("3.1.1 will topic {topic:?}"));
+        assert_eq!(sent, b"", "no CONNACK for will topic {topic:?}");
+        // MQTT 5: CONNACK 0x90 Topic Name invalid, then closed.
+        let mut v5 = open(&edgemq);
+        v5.write_all(&connect_with_will(5, &format!("w5-{n}"), topic))
+            .unwrap();
+        let sent = until_closed(&mut v5, &format!("5 will topic {topic:?}"));
+        assert_eq!(sent.get(..4), Some(&b"\x20\x03\x00\x90"[..]), "{sent:02x?}");
+        round_trip_works(&edgemq, &mut watcher, n);
+    }
+    assert_eq!(
+        watcher.quiet_for(Duration::from_millis(300)),
+        Vec::<String>::new()
+    );
+    let wills = query(
+        &edgemq.db,
+        "SELECT count(*) FROM messages WHERE payload = 'gone'",
+    );
+    assert_eq!(wills, [["0"]], "no will was stored");
+    assert!(edgemq.stop().success());
+}
+
+#[test]
+fn protocol_musts_close_only_the_offender() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let mut watcher = Sub::start(&edgemq, &["-t", "#"]);
+    // The CONNECT's reserved flag ([MQTT-3.1.2-3]).
+    let mut reserved = open(&edgemq);
+    reserved
+        .write_all(&connect(4, 0x03, "reserved", &[]))
+        .unwrap();
+    assert_eq!(until_closed(&mut reserved, "reserved flag"), b"");
+    round_trip_works(&edgemq, &mut watcher, 0);
+
+    let subscribe_body = |pkid: u16| {
+        let mut body = pkid.to_be_bytes().to_vec();
+        body.extend(string(b"x/#"));
+        body.push(0);
+        body
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "SUBSCRIBE with flags 0000",
+            packet(0x80, &subscribe_body(1)),
+        ),
+        (
+            "UNSUBSCRIBE with flags 0000",
+            packet(0xa0, &{
+                let mut b = 1u16.to_be_bytes().to_vec();
+                b.extend(string(b"x/#"));
+                b
+            }),
+        ),
+        (
+            "SUBSCRIBE with packet id 0",
+            packet(0x82, &subscribe_body(0)),
+        ),
+        ("SUBSCRIBE without filters", packet(0x82, &[0, 1])),
+        ("UNSUBSCRIBE without filters", packet(0xa2, &[0, 1])),
+        ("a second CONNECT", connect(4, 0x02, "again", &[])),
+    ];
+    for (n, (what, bad)) in cases.iter().enumerate() {
+        let mut client = connected(&edgemq, 4, &format!("breaker-{n}"));
+        client.write_all(bad).unwrap();
+        assert_eq!(
+            until_closed(&mut client, what),
+            b"",
+            "{what}: nothing sent back"
+        );
+        round_trip_works(&edgemq, &mut watcher, n + 1);
+    }
+    // MQTT 5 clients are told why: DISCONNECT 0x81 (malformed) or 0x82 (protocol error).
+    let mut v5 = connected(&edgemq, 5, "breaker-v5");
+    v5.write_all(&packet(0xa2, &[0, 1, 0])).unwrap();
+    let sent = until_closed(&mut v5, "MQTT 5 UNSUBSCRIBE without filters");
+    assert_eq!(sent.get(..3), Some(&b"\xe0\x01\x82"[..]), "{sent:02x?}");
+    round_trip_works(&edgemq, &mut watcher, 99);
+    assert!(edgemq.stop().success());
+}
+
+/// An MQTT 5 PUBLISH (QoS 0) with a response topic and correlation data.
+fn request_v5(topic: &str, response_topic: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut properties = vec![0x08];
+    properties.extend(string(response_topic));
+    properties.push(0x09);
+    properties.extend(string(b"corr-1"));
+    let mut body = string(topic.as_bytes());
+    body.push(properties.len() as u8);
+    body.extend(properties);
+    body.extend_from_slice(payload);
+    packet(0x30, &body)
+}
+
+#[test]
+fn a_bad_response_topic_is_answered_with_an_error_on_the_reply_topic() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let mut watcher = Sub::start(&edgemq, &["-t", "#", "-V", "mqttv5", "-F", "%t %p %D"]);
+    let mut requester = connected(&edgemq, 5, "app-x");
+    let request = br#"{"device_id": "temp_sensor_01", "date": "2026-01-22"}"#;
+    for bad in [&b""[..], b"a/#", b"+"] {
+        requester
+            .write_all(&request_v5("home/gettemp/x", bad, request))
+            .unwrap();
+        let seen = watcher.messages(2);
+        assert_eq!(
+            seen[0].split(' ').next(),
+            Some("home/gettemp/x"),
+            "{seen:?}"
+        );
+        let (topic, rest) = seen[1].split_once(' ').unwrap_or_default();
+        assert_eq!(
+            topic, "home/datatemp/x",
+            "answered on the reply topic: {seen:?}"
+        );
+        assert!(
+            rest.contains("is not a valid topic name") && rest.ends_with(" corr-1"),
+            "an error with the correlation data: {rest}"
+        );
+    }
+    round_trip_works(&edgemq, &mut watcher, 0);
+    assert!(edgemq.stop().success());
+}
