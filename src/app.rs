@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::front_door::{self, sys, FrontDoor};
 use crate::http::{self, AppState};
 use crate::ingest::{self, Ingest, Intake};
+use crate::logging::{LogFile, Throttle};
 use crate::metrics::Metrics;
 use crate::notify;
 use crate::query::Db;
@@ -46,13 +47,20 @@ impl<E: std::error::Error> From<E> for StartError {
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long the stop waits for the last acknowledgements to be sent.
 const LAST_ACKS_TIMEOUT: Duration = Duration::from_secs(3);
+/// Dead letters logged one by one per second (all are stored).
+const DEAD_LETTER_WARNINGS_PER_SECOND: u32 = 10;
 /// Live events that may wait for a slow dashboard before it skips some.
 const LIVE_EVENTS_QUEUED: usize = 1024;
 
 /// Runs edgemq until SIGINT or SIGTERM, then stops cleanly.
-pub async fn run(config: Config) -> Result<(), StartError> {
-    // Installed first: a signal that arrives while starting must still stop cleanly.
+pub async fn run(config: Config, log_file: LogFile) -> Result<(), StartError> {
+    // Installed first: a signal that arrives while starting must still stop cleanly, and a
+    // SIGHUP must never stop edgemq.
     let signal = shutdown::signal()?;
+    tokio::spawn(reopen_log_on_sighup(
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?,
+        log_file,
+    ));
     let (shutdown, stopping) = Shutdown::new();
     let listeners = Listeners::bind(&config).await?;
     let addrs = listeners.addrs()?;
@@ -70,7 +78,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         notices,
         metrics: metrics.clone(),
         batch_max: config.store.batch_max,
-        warnings: Default::default(),
+        warnings: Throttle::new(DEAD_LETTER_WARNINGS_PER_SECOND),
     };
     let capacity = config.store.queue_capacity;
     let intake = ingest::start(ingest, capacity, store.writer.queue(), stopping.clone())?;
@@ -107,6 +115,17 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         metrics.messages_in_database()
     );
     Ok(())
+}
+
+/// SIGHUP reopens the log file (for logrotate); configuration is not reloaded yet.
+async fn reopen_log_on_sighup(mut hangups: tokio::signal::unix::Signal, log_file: LogFile) {
+    while hangups.recv().await.is_some() {
+        if log_file.reopen() {
+            tracing::info!("SIGHUP: log file reopened");
+        } else {
+            tracing::info!("SIGHUP: no log file to reopen");
+        }
+    }
 }
 
 /// Every listening socket, bound before anything starts.

@@ -43,8 +43,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _log_guard = match edgemq::logging::init(&config.log) {
-        Ok(guard) => guard,
+    let logs = match edgemq::logging::init(&config.log) {
+        Ok(logs) => logs,
         Err(e) => {
             eprintln!("edgemq: {e}");
             return ExitCode::from(2);
@@ -57,7 +57,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(edgemq::app::run(config));
+    let _flushed_at_exit = logs.guard;
+    let result = runtime.block_on(edgemq::app::run(config, logs.file));
     // rumqttd's router thread has no stop; the store is closed, so leave without waiting.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {

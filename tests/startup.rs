@@ -103,3 +103,47 @@ fn log_file_receives_the_logs() {
         "{text}"
     );
 }
+
+#[test]
+fn sighup_reopens_the_log_file_and_never_stops_edgemq() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &["--log-file", "logs/edgemq.log"]);
+    let logs = dir.path().join("logs");
+    let files = || -> Vec<std::path::PathBuf> {
+        let mut files: Vec<_> = std::fs::read_dir(&logs)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+    };
+    // What logrotate does: move the file away, then SIGHUP.
+    let current = files().remove(0);
+    let rotated = current.with_extension("rotated");
+    std::fs::rename(&current, &rotated).unwrap();
+    edgemq.signal(libc::SIGHUP);
+    let reopened = wait_for(
+        "a new log file saying it was reopened",
+        std::time::Duration::from_secs(10),
+        || match std::fs::read_to_string(&current) {
+            Ok(text) if text.contains("SIGHUP: log file reopened") => Ok(text),
+            Ok(text) => Err(format!("{current:?} holds {text:?}")),
+            Err(e) => Err(format!("{current:?}: {e}; files: {:?}", files())),
+        },
+    );
+    assert!(reopened.contains("SIGHUP"));
+    assert!(rotated.exists(), "the moved file is left alone");
+    // Still serving, and a second SIGHUP is fine too.
+    edgemq.signal(libc::SIGHUP);
+    mosquitto_pub(&edgemq, "after/hup", b"1", &["-q", "1"]);
+    rows_eventually(&edgemq.db, "SELECT id FROM messages", 1);
+    wait_for(
+        "the second SIGHUP to be logged",
+        std::time::Duration::from_secs(10),
+        || match edgemq.log_text() {
+            log if log.matches("SIGHUP: log file reopened").count() == 2 => Ok(()),
+            log => Err(log),
+        },
+    );
+    assert!(edgemq.stop().success());
+}

@@ -6,11 +6,9 @@
 pub mod decode;
 pub mod route;
 pub mod time;
-mod warnings;
-
-pub use warnings::WarningLimit;
 
 use crate::clock::now_ms;
+use crate::logging::Throttle;
 use crate::metrics::Metrics;
 use crate::notify::{Notice, Notices};
 use crate::rules::Rules;
@@ -153,7 +151,8 @@ pub struct Ingest {
     pub notices: Notices,
     pub metrics: Arc<Metrics>,
     pub batch_max: usize,
-    pub warnings: WarningLimit,
+    /// Dead letters logged one by one per second; the rest are summed up (all are stored).
+    pub warnings: Throttle,
 }
 
 /// Starts the ingest thread, fed by the returned queue of `capacity` messages, and its
@@ -188,7 +187,9 @@ impl Ingest {
                 match item {
                     Intake::Message(incoming) => self.process(incoming, &mut batch),
                     Intake::Tick => {
-                        self.warnings.roll();
+                        if let Some(n) = self.warnings.roll() {
+                            held_back_warning(n);
+                        }
                         self.rules.tick(now_ms(), &mut batch)
                     }
                     Intake::ClearAlert {
@@ -254,7 +255,11 @@ impl Ingest {
             }
             Err(reason) => {
                 self.metrics.dead_letters.fetch_add(1, Relaxed);
-                if self.warnings.allow() {
+                let (allowed, held_back) = self.warnings.allow();
+                if let Some(n) = held_back {
+                    held_back_warning(n);
+                }
+                if allowed {
                     tracing::warn!("dead letter on `{topic}`: {reason}");
                 }
                 batch.dead_letters.push(DeadLetter {
@@ -314,6 +319,12 @@ impl Ingest {
             latest,
         }
     }
+}
+
+fn held_back_warning(n: u64) {
+    tracing::warn!(
+        "{n} more dead letters were not logged one by one (they are in the dead_letters table)"
+    );
 }
 
 /// Adds a telemetry message's numeric fields to the batch's per-device, per-minute totals.
