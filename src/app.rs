@@ -43,8 +43,6 @@ impl<E: std::error::Error> From<E> for StartError {
     }
 }
 
-/// How long the stop waits for clients to stop being read, and for the store to catch up.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long the stop waits for the last acknowledgements to be sent.
 const LAST_ACKS_TIMEOUT: Duration = Duration::from_secs(3);
 /// Dead letters logged one by one per second (all are stored).
@@ -53,7 +51,7 @@ const DEAD_LETTER_WARNINGS_PER_SECOND: u32 = 10;
 const LIVE_EVENTS_QUEUED: usize = 1024;
 
 /// Runs edgemq until SIGINT or SIGTERM, then stops cleanly.
-pub async fn run(config: Config, log_file: LogFile) -> Result<(), StartError> {
+pub async fn run(config: Config, log_file: LogFile) -> Result<Stopped, StartError> {
     // Installed first: a signal that arrives while starting must still stop cleanly, and a
     // SIGHUP must never stop edgemq.
     let signal = shutdown::signal()?;
@@ -107,14 +105,22 @@ pub async fn run(config: Config, log_file: LogFile) -> Result<(), StartError> {
         intake,
         writer: store.writer,
         http,
+        stop_timeout: config.store.stop_timeout,
+        metrics: metrics.clone(),
     };
-    running.stop().await;
+    let flushed = running.stop().await;
     tracing::info!(
         "stopped: {} messages stored this run, {} in the database",
         metrics.stored.load(Relaxed),
         metrics.messages_in_database()
     );
-    Ok(())
+    Ok(Stopped { flushed })
+}
+
+/// How a run ended.
+pub struct Stopped {
+    /// Everything received was stored before edgemq exited.
+    pub flushed: bool,
 }
 
 /// SIGHUP reopens the log file (for logrotate); configuration is not reloaded yet.
@@ -278,23 +284,42 @@ struct Running {
     intake: flume::Sender<Intake>,
     writer: WriterHandle,
     http: JoinHandle<std::io::Result<()>>,
+    /// `[store] stop_timeout`: how long the store may take to commit what was received.
+    stop_timeout: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl Running {
     /// Stops accepting (MQTT, HTTP, ticks), waits until nothing is read from clients, lets the
     /// store commit everything received, sends the last acknowledgements, closes the database.
-    async fn stop(mut self) {
+    /// Whether everything received was stored: when the store cannot commit within
+    /// `stop_timeout` (a full disk), it stops anyway and says how much was not stored.
+    async fn stop(mut self) -> bool {
         self.shutdown.begin();
-        if !within(DRAIN_TIMEOUT, self.front_door.stopped_reading()).await {
-            tracing::error!("clients still being read after {DRAIN_TIMEOUT:?}");
+        let deadline = tokio::time::Instant::now() + self.stop_timeout;
+        // A connection blocked on a frozen client, or on a full queue, may take the first half.
+        if !within(self.stop_timeout / 2, self.front_door.stopped_reading()).await {
+            tracing::warn!(
+                "some clients were still being read after {:?}",
+                self.stop_timeout / 2
+            );
         }
         let (done, committed) = flume::bounded(1);
+        let intake = &self.intake;
         let drained = async {
-            self.intake.send_async(Intake::Barrier(done)).await.ok()?;
+            intake.send_async(Intake::Barrier(done)).await.ok()?;
             committed.recv_async().await.ok()
         };
-        if !within(DRAIN_TIMEOUT, drained).await {
-            tracing::error!("the store did not catch up within {DRAIN_TIMEOUT:?}");
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let stored = tokio::time::timeout(left, drained).await.ok().flatten();
+        if stored.is_none() {
+            let lost = self.metrics.not_yet_stored();
+            tracing::error!(
+                "the store could not commit within stop_timeout ({:?}): {lost} messages received \
+                 were not stored; none of them was acknowledged, so QoS 1/2 publishers resend them",
+                self.stop_timeout
+            );
+            return false;
         }
         drop(self.intake);
         if !within(LAST_ACKS_TIMEOUT, self.front_door.closed()).await {
@@ -306,6 +331,7 @@ impl Running {
             Err(_) => tracing::warn!("http requests still open at shutdown"),
             _ => {}
         }
+        true
     }
 }
 

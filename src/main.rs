@@ -1,6 +1,7 @@
 //! The `edgemq` command: parse the flags, load the config, run until SIGINT or SIGTERM.
 
 use clap::Parser;
+use edgemq::app::Stopped;
 use edgemq::config::Config;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -62,7 +63,9 @@ fn main() -> ExitCode {
     // rumqttd's router thread has no stop; the store is closed, so leave without waiting.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Stopped { flushed: true }) => ExitCode::SUCCESS,
+        // Said in the log: how many messages were not stored.
+        Ok(Stopped { flushed: false }) => ExitCode::FAILURE,
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("edgemq: {e}");

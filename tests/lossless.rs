@@ -268,3 +268,77 @@ async fn kill_9_at_a_random_moment_keeps_every_acknowledged_message() {
         acked.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stop_while_the_store_is_stuck_ends_within_stop_timeout_and_says_what_was_not_stored() {
+    let dir = temp_dir();
+    std::fs::write(
+        dir.path().join("stop.toml"),
+        "[store]\nstop_timeout = \"2s\"\n",
+    )
+    .unwrap();
+    let mut edgemq = Edgemq::start(dir.path(), &["--config", "stop.toml"]);
+    // As with a full disk: nothing can be committed.
+    let blocker = rusqlite::Connection::open(&edgemq.db).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (client, mut eventloop) = mqtt_client(edgemq.mqtt, "stuck");
+    for i in 0..5 {
+        client
+            .publish("stuck/a", QoS::AtLeastOnce, false, format!("{i}"))
+            .await
+            .unwrap();
+    }
+    let driver = tokio::spawn(async move {
+        let mut acked = 0;
+        while let Ok(event) = eventloop.poll().await {
+            if let Event::Incoming(Packet::PubAck(_)) = event {
+                acked += 1;
+            }
+        }
+        acked
+    });
+    let metrics_url = edgemq.url("/metrics");
+    wait_for_async(
+        "edgemq_received_total 5",
+        Duration::from_secs(10),
+        || async {
+            let text = reqwest::get(&metrics_url)
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("edgemq_received_total "))
+                .unwrap_or("no edgemq_received_total")
+                .to_string();
+            (line == "edgemq_received_total 5")
+                .then_some(())
+                .ok_or(line)
+        },
+    )
+    .await;
+
+    edgemq.signal(libc::SIGTERM);
+    let status = wait_exit(&mut edgemq.child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(1), "exit 1: not everything was stored");
+    let log = wait_for(
+        "the stop's last line",
+        Duration::from_secs(5),
+        || match edgemq.log_text() {
+            log if log.contains("stopped:") => Ok(log),
+            log => Err(log),
+        },
+    );
+    assert!(
+        log.contains("5 messages received were not stored; none of them was acknowledged"),
+        "{log}"
+    );
+    assert_eq!(driver.await.unwrap(), 0, "nothing was acknowledged");
+    blocker.execute_batch("ROLLBACK").unwrap();
+    let check: String = blocker
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}

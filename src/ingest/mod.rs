@@ -254,7 +254,6 @@ impl Ingest {
                 batch.records.push(decoded.record);
             }
             Err(reason) => {
-                self.metrics.dead_letters.fetch_add(1, Relaxed);
                 let (allowed, held_back) = self.warnings.allow();
                 if let Some(n) = held_back {
                     held_back_warning(n);

@@ -43,7 +43,7 @@ pub struct Metrics {
     pub stored: AtomicU64,
     /// Failed store transactions.
     pub store_errors: AtomicU64,
-    /// Messages on a route that failed decoding or validation.
+    /// Messages on a route that failed decoding or validation (counted once stored).
     pub dead_letters: AtomicU64,
     /// Device times too far in the future, replaced by the arrival time.
     pub future_times: AtomicU64,
@@ -165,6 +165,12 @@ impl Metrics {
         self.dropped_by_reason[why as usize].fetch_add(1, Relaxed);
     }
 
+    /// Messages received this run that are neither stored nor stored as dead letters yet.
+    pub fn not_yet_stored(&self) -> u64 {
+        let settled = self.stored.load(Relaxed) + self.dead_letters.load(Relaxed);
+        self.received.load(Relaxed).saturating_sub(settled)
+    }
+
     /// Rows in `messages` now.
     pub fn messages_in_database(&self) -> u64 {
         self.stored_at_start.load(Relaxed) + self.stored.load(Relaxed)
@@ -175,9 +181,11 @@ impl Metrics {
         self.dead_letters.load(Relaxed) + self.store_errors.load(Relaxed)
     }
 
-    pub fn observe_commit(&self, batch: usize, took: Duration) {
+    /// A committed batch of `batch` messages and `dead_letters` dead letters.
+    pub fn observe_commit(&self, batch: usize, dead_letters: usize, took: Duration) {
         self.commits.fetch_add(1, Relaxed);
         self.stored.fetch_add(batch as u64, Relaxed);
+        self.dead_letters.fetch_add(dead_letters as u64, Relaxed);
         self.commit_seconds.observe(took.as_secs_f64());
         self.batch_size.observe(batch as f64);
     }

@@ -20,6 +20,9 @@ pub struct StoreSection {
     /// route claims). Kinds not listed are kept forever.
     #[serde(with = "retention_map")]
     pub retention: BTreeMap<String, std::time::Duration>,
+    /// At a stop, how long to wait for the store to commit what was received.
+    #[serde(with = "humantime_serde")]
+    pub stop_timeout: std::time::Duration,
 }
 
 mod retention_map {
@@ -58,6 +61,7 @@ impl Default for StoreSection {
             queue_capacity: 65536,
             synchronous: Synchronous::Normal,
             retention: BTreeMap::new(),
+            stop_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -82,6 +86,9 @@ impl StoreSection {
         }
         if self.queue_capacity < 1 {
             return Err("store.queue_capacity: must be at least 1".into());
+        }
+        if self.stop_timeout.is_zero() {
+            return Err("store.stop_timeout: must be more than 0".into());
         }
         if self.path.as_os_str().is_empty() {
             return Err("store.path: must not be empty".into());

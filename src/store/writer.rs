@@ -164,8 +164,11 @@ impl Writer {
             let started = Instant::now();
             match self.write(batch) {
                 Ok(()) => {
-                    self.metrics
-                        .observe_commit(batch.records.len(), started.elapsed());
+                    self.metrics.observe_commit(
+                        batch.records.len(),
+                        batch.dead_letters.len(),
+                        started.elapsed(),
+                    );
                     self.metrics.database_ok.store(true, Relaxed);
                     return;
                 }
