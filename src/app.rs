@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::front_door::{self, sys, FrontDoor};
 use crate::http::{self, AppState};
 use crate::ingest::{self, Ingest, Intake};
+use crate::listen;
 use crate::logging::{LogFile, Throttle};
 use crate::metrics::Metrics;
 use crate::notify;
@@ -52,6 +53,16 @@ const LIVE_EVENTS_QUEUED: usize = 1024;
 
 /// Runs edgemq until SIGINT or SIGTERM, then stops cleanly.
 pub async fn run(config: Config, log_file: LogFile) -> Result<Stopped, StartError> {
+    run_telling(config, log_file, |_| ()).await
+}
+
+/// [`run`], telling `ready` where each listener is bound once every stage is up (for programs
+/// that embed edgemq, such as the fuzz targets).
+pub async fn run_telling(
+    config: Config,
+    log_file: LogFile,
+    ready: impl FnOnce(&Bound),
+) -> Result<Stopped, StartError> {
     // Installed first: a signal that arrives while starting must still stop cleanly, and a
     // SIGHUP must never stop edgemq.
     let signal = shutdown::signal()?;
@@ -60,6 +71,7 @@ pub async fn run(config: Config, log_file: LogFile) -> Result<Stopped, StartErro
         log_file,
     ));
     let (shutdown, stopping) = Shutdown::new();
+    listen::raise_open_files_limit();
     let listeners = Listeners::bind(&config).await?;
     let addrs = listeners.addrs()?;
     let metrics = Arc::new(Metrics::default());
@@ -96,6 +108,7 @@ pub async fn run(config: Config, log_file: LogFile) -> Result<Stopped, StartErro
     let http = start_http(listeners.http, state, &config, stopping);
     metrics.listeners_up.store(true, Relaxed);
     addrs.announce(&config, store.stored_at_start);
+    ready(&addrs);
 
     let signal = signal.await;
     tracing::info!("{signal}: shutting down, flushing the store");
@@ -155,12 +168,12 @@ impl Listeners {
     }
 
     /// Where each listener is bound (port 0 is a free port now).
-    fn addrs(&self) -> std::io::Result<Addrs> {
+    fn addrs(&self) -> std::io::Result<Bound> {
         let mut mqtt = vec![("mqtt", self.mqtt.local_addr()?)];
         if let Some(ws) = &self.websocket {
             mqtt.push(("mqtt-ws", ws.local_addr()?));
         }
-        Ok(Addrs {
+        Ok(Bound {
             mqtt,
             http: self.http.local_addr()?,
         })
@@ -168,12 +181,13 @@ impl Listeners {
 }
 
 /// The bound addresses, labelled as the ready line shows them.
-struct Addrs {
-    mqtt: Vec<(&'static str, SocketAddr)>,
-    http: SocketAddr,
+pub struct Bound {
+    /// `mqtt`, then `mqtt-ws` when WebSockets are on.
+    pub mqtt: Vec<(&'static str, SocketAddr)>,
+    pub http: SocketAddr,
 }
 
-impl Addrs {
+impl Bound {
     /// The ready line (tests and scripts read the addresses from it) and the dashboard's URL.
     fn announce(&self, config: &Config, stored_at_start: u64) {
         let mqtt: Vec<String> = self
@@ -269,11 +283,12 @@ fn start_http(
     listener: TcpListener,
     state: AppState,
     config: &Config,
-    mut stopping: Stopping,
-) -> JoinHandle<std::io::Result<()>> {
+    stopping: Stopping,
+) -> JoinHandle<()> {
+    let metrics = state.metrics.clone();
     let app = http::router(state, &config.http.cors_origins);
-    let stopped = async move { stopping.wait().await };
-    tokio::spawn(http::serve(listener, app, stopped))
+    let limits = config.http.clone();
+    tokio::spawn(async move { http::serve(listener, app, &limits, metrics, stopping).await })
 }
 
 /// What the stop needs to reach.
@@ -283,7 +298,7 @@ struct Running {
     /// Ingest's queue: the barrier goes in behind everything received.
     intake: flume::Sender<Intake>,
     writer: WriterHandle,
-    http: JoinHandle<std::io::Result<()>>,
+    http: JoinHandle<()>,
     /// `[store] stop_timeout`: how long the store may take to commit what was received.
     stop_timeout: Duration,
     metrics: Arc<Metrics>,
@@ -326,11 +341,7 @@ impl Running {
             tracing::warn!("connections still open after {LAST_ACKS_TIMEOUT:?}");
         }
         self.writer.stop().await;
-        match tokio::time::timeout(Duration::from_secs(5), self.http).await {
-            Ok(Ok(Err(e))) => tracing::error!("http server: {e}"),
-            Err(_) => tracing::warn!("http requests still open at shutdown"),
-            _ => {}
-        }
+        let _ = self.http.await;
         true
     }
 }

@@ -82,6 +82,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         self.router.validate()?;
         self.mqtt.validate()?;
+        self.http.validate()?;
         self.auth.validate()?;
         self.store.validate()?;
         self.ingest.validate()?;

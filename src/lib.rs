@@ -18,7 +18,8 @@
 //! - `metrics` — the counters every stage updates, each described once for `/metrics` and `$SYS`.
 //! - `shutdown` — the stop signal every long-running task holds, and trackers for its phases.
 //! - `clock`   — now, ISO 8601 out, and the one ISO 8601 reader.
-//! - `topic`   — MQTT topic filter matching.
+//! - `listen`  — accepting connections with back-off; the open-files limit.
+//! - `topic`   — MQTT topic names and filters: validity and matching.
 //! - `logging` — console and rotating file logs.
 
 pub mod app;
@@ -29,6 +30,7 @@ pub mod config;
 pub mod front_door;
 pub mod http;
 pub mod ingest;
+pub mod listen;
 pub mod logging;
 pub mod metrics;
 pub mod notify;

@@ -215,6 +215,19 @@ fn protocol_musts_close_only_the_offender() {
     let sent = until_closed(&mut v5, "MQTT 5 UNSUBSCRIBE without filters");
     assert_eq!(sent.get(..3), Some(&b"\xe0\x01\x82"[..]), "{sent:02x?}");
     round_trip_works(&edgemq, &mut watcher, 99);
+
+    // [MQTT-4.12.0-1] An authentication method edgemq does not offer: CONNACK 0x8C, closed.
+    let mut body = string(b"MQTT");
+    body.extend([5, 0x02, 0, 60]);
+    let method = [&[0x15][..], &string(b"SCRAM-SHA-1")].concat();
+    body.push(method.len() as u8);
+    body.extend(method);
+    body.extend(string(b"scram"));
+    let mut scram = open(&edgemq);
+    scram.write_all(&packet(0x10, &body)).unwrap();
+    let sent = until_closed(&mut scram, "a CONNECT with an authentication method");
+    assert_eq!(sent.get(..4), Some(&b"\x20\x03\x00\x8c"[..]), "{sent:02x?}");
+    round_trip_works(&edgemq, &mut watcher, 100);
     assert!(edgemq.stop().success());
 }
 

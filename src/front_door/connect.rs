@@ -105,6 +105,15 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         let why = format!("will topic {:?} is not a valid topic name", w.topic);
         return refused(socket, violation(ConnectReturnCode::TopicNameInvalid, &why)).await;
     }
+    // [MQTT-4.12.0-1] No extended authentication is offered: refuse the method, then close.
+    if let Some(method) = properties
+        .as_ref()
+        .and_then(|p| p.authentication_method.as_ref())
+    {
+        let why = format!("authentication method {method:?} is not supported");
+        let code = ConnectReturnCode::BadAuthenticationMethod;
+        return refused(socket, violation(code, &why)).await;
+    }
     let nul = |s: &str| s.contains('\0');
     if nul(&connect.client_id) || login.as_ref().is_some_and(|l| nul(&l.username)) {
         let why = "the client id or username contains U+0000";

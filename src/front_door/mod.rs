@@ -5,16 +5,17 @@
 //! durable acks its PUBACK waits for the commit. When the store falls behind, connections stop
 //! reading their sockets, so TCP slows the publishers down instead of anything being dropped.
 
-mod codec;
+pub mod codec;
 mod connect;
 mod session;
 pub mod sys;
-mod violations;
+pub mod violations;
 mod websocket;
 
 use crate::auth::Logins;
 use crate::broker::{Outbox, RouterHandle};
 use crate::ingest::Intake;
+use crate::listen::Acceptor;
 use crate::metrics::Metrics;
 use crate::shutdown::{Guard, Stopping, Tracker};
 use bytes::BytesMut;
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 use sys::SysTree;
 
@@ -45,6 +46,9 @@ pub struct MqttSection {
     pub max_packet_size: usize,
     /// Send a QoS 1 PUBACK / QoS 2 PUBREC only once the message is committed to SQLite.
     pub durable_acks: bool,
+    /// Most client connections at once (TCP and WebSocket together, counted from accept);
+    /// more are closed as they come, and counted. None: no limit (Mosquitto's -1).
+    pub max_connections: Option<usize>,
     /// How often `$SYS/broker/...` is refreshed for its subscribers.
     #[serde(with = "humantime_serde")]
     pub sys_interval: Duration,
@@ -59,6 +63,7 @@ impl Default for MqttSection {
             connect_timeout: Duration::from_secs(10),
             max_packet_size: 4 * 1024 * 1024,
             durable_acks: true,
+            max_connections: None,
             sys_interval: Duration::from_secs(10),
         }
     }
@@ -76,6 +81,11 @@ impl MqttSection {
         }
         if self.connect_timeout.is_zero() {
             return Err("mqtt.connect_timeout: must be more than 0".into());
+        }
+        if self.max_connections == Some(0) {
+            return Err(
+                "mqtt.max_connections: must be at least 1 (leave it out for no limit)".into(),
+            );
         }
         if self.sys_interval < Duration::from_secs(1) {
             return Err("mqtt.sys_interval: must be at least 1s".into());
@@ -137,49 +147,63 @@ pub fn start(
         open: Tracker::default(),
     };
     let guards = || (front_door.reading.guard(), front_door.open.guard());
+    let limit = shared
+        .settings
+        .max_connections
+        .unwrap_or(Semaphore::MAX_PERMITS);
+    let permits = Arc::new(Semaphore::new(limit));
     if let Some(ws) = websockets {
-        tokio::spawn(accept(ws, Transport::WebSocket, shared.clone(), guards()));
+        let acceptor = Acceptor::new(ws, "mqtt-ws");
+        let shared = shared.clone();
+        let accept = accept(
+            acceptor,
+            Transport::WebSocket,
+            shared,
+            permits.clone(),
+            guards(),
+        );
+        tokio::spawn(accept);
     }
-    tokio::spawn(accept(listener, Transport::Tcp, shared, guards()));
+    let acceptor = Acceptor::new(listener, "mqtt");
+    tokio::spawn(accept(acceptor, Transport::Tcp, shared, permits, guards()));
     front_door
 }
 
 async fn accept(
-    listener: TcpListener,
+    mut acceptor: Acceptor,
     transport: Transport,
     shared: Arc<Shared>,
+    permits: Arc<Semaphore>,
     (reading, open): (Guard, Guard),
 ) {
     let mut stopping = shared.stopping.clone();
     loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((socket, peer)) => {
-                    let guards = (reading.clone(), open.clone());
-                    let _ = socket.set_nodelay(true);
-                    let shared = shared.clone();
-                    tokio::spawn(async move {
-                        match transport {
-                            Transport::Tcp => serve(socket, peer, shared, guards).await,
-                            Transport::WebSocket => {
-                                let timeout = shared.settings.connect_timeout;
-                                match tokio::time::timeout(timeout, websocket::bridge(socket)).await {
-                                    Ok(Ok(stream)) => serve(stream, peer, shared, guards).await,
-                                    Ok(Err(why)) => tracing::info!("mqtt-ws: {peer}: {why}"),
-                                    Err(_) => tracing::info!("mqtt-ws: {peer}: no handshake in time"),
-                                }
-                            }
-                        }
-                    });
-                }
-                Err(e) => {
-                    // Out of file descriptors, usually: wait for some to be freed.
-                    tracing::warn!("mqtt: cannot accept a connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
+        let (socket, peer) = tokio::select! {
+            accepted = acceptor.accept() => accepted,
             _ = stopping.wait() => return,
-        }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            // Over [mqtt] max_connections: closed at once, as Mosquitto does.
+            shared.metrics.connections_refused.fetch_add(1, Relaxed);
+            continue;
+        };
+        let guards = (reading.clone(), open.clone());
+        let _ = socket.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            match transport {
+                Transport::Tcp => serve(socket, peer, shared, guards).await,
+                Transport::WebSocket => {
+                    let timeout = shared.settings.connect_timeout;
+                    match tokio::time::timeout(timeout, websocket::bridge(socket)).await {
+                        Ok(Ok(stream)) => serve(stream, peer, shared, guards).await,
+                        Ok(Err(why)) => tracing::info!("mqtt-ws: {peer}: {why}"),
+                        Err(_) => tracing::info!("mqtt-ws: {peer}: no handshake in time"),
+                    }
+                }
+            }
+            drop(permit);
+        });
     }
 }
 

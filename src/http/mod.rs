@@ -4,9 +4,11 @@
 
 mod error;
 mod health;
+mod idle;
 mod live;
 mod params;
 mod seeds;
+mod server;
 mod v1;
 
 use crate::ingest::Intake;
@@ -22,8 +24,10 @@ use error::ApiError;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+pub use server::serve;
 pub use v1::OPENAPI;
 
 /// `[http]`: the HTTP API's address, optional bearer token and CORS origins.
@@ -35,6 +39,28 @@ pub struct HttpSection {
     pub token: Option<String>,
     /// Origins allowed to call the API from a browser; `"*"` allows any.
     pub cors_origins: Vec<String>,
+    /// Connections served at once; more are closed as they come (and counted).
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection on which nothing moves for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl HttpSection {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_connections < 1 {
+            return Err("http.max_connections: must be at least 1".into());
+        }
+        if self.header_read_timeout.is_zero() || self.idle_timeout.is_zero() {
+            return Err(
+                "http.header_read_timeout and http.idle_timeout: must be more than 0".into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Default for HttpSection {
@@ -43,6 +69,9 @@ impl Default for HttpSection {
             listen: "0.0.0.0:8000".parse().expect("built-in address"),
             token: None,
             cors_origins: vec!["*".to_string()],
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -158,15 +187,4 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!("no endpoint {method} {}", uri.path()))
-}
-
-/// Serves until `shutdown` resolves, then finishes the requests in flight.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
 }

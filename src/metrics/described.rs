@@ -110,6 +110,11 @@ pub const METRICS: &[Metric] = &[
         |m| m.connections_refused.load(Relaxed),
     ),
     counter(
+        "edgemq_http_refused_total",
+        "HTTP connections closed at once because [http] max_connections were open.",
+        |m| m.http_refused.load(Relaxed),
+    ),
+    counter(
         "edgemq_store_errors_total",
         "Failed store transactions (each retried).",
         |m| m.store_errors.load(Relaxed),

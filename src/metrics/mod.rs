@@ -37,6 +37,8 @@ pub struct Metrics {
     pub connections_total: AtomicU64,
     /// Connections refused before or at CONNECT.
     pub connections_refused: AtomicU64,
+    /// HTTP connections closed at once because `[http] max_connections` were open.
+    pub http_refused: AtomicU64,
     /// Things given up on, by reason (`Dropped`).
     pub dropped_by_reason: [AtomicU64; Dropped::ALL.len()],
     /// Messages committed to the `messages` table.
@@ -138,6 +140,7 @@ impl Default for Metrics {
             bytes_sent: Default::default(),
             connections_total: Default::default(),
             connections_refused: Default::default(),
+            http_refused: Default::default(),
             dropped_by_reason: Default::default(),
             stored: Default::default(),
             store_errors: Default::default(),

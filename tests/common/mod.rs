@@ -38,8 +38,32 @@ pub struct Edgemq {
 impl Edgemq {
     /// Starts edgemq with its database in `dir` and waits until it says it is ready.
     pub fn start(dir: &Path, extra: &[&str]) -> Edgemq {
+        Edgemq::start_under(&[], dir, extra)
+    }
+
+    /// The same, with `config` written to `dir/edgemq.toml` and passed as `--config`.
+    pub fn with_config(dir: &Path, config: &str) -> Edgemq {
+        Edgemq::config_under(&[], dir, config)
+    }
+
+    /// [`Edgemq::with_config`], run by a wrapper command.
+    pub fn config_under(wrapper: &[&str], dir: &Path, config: &str) -> Edgemq {
+        std::fs::write(dir.join("edgemq.toml"), config).expect("the test's config file");
+        Edgemq::start_under(wrapper, dir, &["--config", "edgemq.toml"])
+    }
+
+    /// The same, run by a wrapper command (such as `prlimit --nofile=256:256 --`).
+    pub fn start_under(wrapper: &[&str], dir: &Path, extra: &[&str]) -> Edgemq {
         let db = dir.join("edgemq.db");
-        let mut child = Command::new(BIN)
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(BIN);
+                command
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = command
             .current_dir(dir)
             .args(["--db", db.to_str().unwrap()])
             .args(EPHEMERAL)
