@@ -215,6 +215,24 @@ fn protocol_musts_close_only_the_offender() {
     let sent = until_closed(&mut v5, "MQTT 5 UNSUBSCRIBE without filters");
     assert_eq!(sent.get(..3), Some(&b"\xe0\x01\x82"[..]), "{sent:02x?}");
     round_trip_works(&edgemq, &mut watcher, 99);
+    // Packets only a server sends (rumqttd's v5 decoder panicked on CONNACK and UNSUBACK), and
+    // AUTH without an authentication method: DISCONNECT 0x82.
+    let server_only: [&[u8]; 3] = [
+        b"\x20\x03\x00\x00\x00",
+        b"\xb0\x03\x00\x01\x00",
+        b"\xf0\x02\x00\x00",
+    ];
+    for (n, bad) in server_only.iter().enumerate() {
+        let mut v5 = connected(&edgemq, 5, &format!("server-only-{n}"));
+        v5.write_all(bad).unwrap();
+        let sent = until_closed(&mut v5, &format!("MQTT 5 client sending {bad:02x?}"));
+        assert_eq!(
+            sent.get(..3),
+            Some(&b"\xe0\x01\x82"[..]),
+            "{bad:02x?}: {sent:02x?}"
+        );
+        round_trip_works(&edgemq, &mut watcher, 200 + n);
+    }
 
     // [MQTT-4.12.0-1] An authentication method edgemq does not offer: CONNACK 0x8C, closed.
     let mut body = string(b"MQTT");

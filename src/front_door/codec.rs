@@ -36,6 +36,10 @@ impl Version {
                 let _ = buf.split_to(3);
                 Ok(Packet::Disconnect(Disconnect { reason_code }, None))
             }
+            // rumqttd's v5 decoder panics on these two (only servers send them).
+            Version::V5 if matches!(buf.first().map(|b| b >> 4), Some(2 | 11)) => {
+                Err(protocol::Error::InvalidPacketType(buf[0] >> 4))
+            }
             Version::V5 => v5::V5.read_mut(buf, max_size),
             Version::V31 | Version::V311 => v4::V4.read_mut(buf, max_size),
         }
@@ -53,6 +57,7 @@ impl Version {
 
 fn without_properties(packet: Packet) -> Packet {
     match packet {
+        Packet::Connect(c, _, will, _, login) => Packet::Connect(c, None, will, None, login),
         Packet::ConnAck(p, _) => Packet::ConnAck(p, None),
         Packet::Publish(p, _) => Packet::Publish(p, None),
         Packet::PubAck(p, _) => Packet::PubAck(p, None),
@@ -171,6 +176,23 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(&buf[..], b"\xc0\x00");
+    }
+
+    /// Found by the `packets` fuzz target: a v5 CONNECT written as 3.1.1 panicked rumqttd's
+    /// encoder (its properties were not dropped).
+    #[test]
+    fn any_v5_packet_can_be_written_as_v311() {
+        let mut frame = BytesMut::from(
+            &b"\x10\x15\x00\x04MQTT\x05\x02\x00\x1e\x08\x11\x00\x00\x00\x3c\x21\x00\x0a\x00\x00"[..],
+        );
+        let packet = Version::V5.read(&mut frame, 1024).unwrap();
+        assert!(
+            matches!(packet, Packet::Connect(_, Some(_), ..)),
+            "{packet:?}"
+        );
+        let mut out = BytesMut::new();
+        Version::V311.write(packet, &mut out).unwrap();
+        assert_eq!(&out[..], b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x1e\x00\x00");
     }
 
     #[test]

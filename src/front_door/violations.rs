@@ -44,6 +44,13 @@ pub fn check(frame: &[u8], version: Version) -> Result<(), Violation> {
         _ if flags != 0 => Err(malformed("reserved fixed-header flags are not 0")),
         // [MQTT-3.1.0-2] A second CONNECT is a protocol violation.
         1 => Err(protocol_error("a second CONNECT")),
+        // CONNACK, SUBACK, UNSUBACK and PINGRESP go from server to client only (rumqttd's v5
+        // decoder panics on two of them).
+        2 | 9 | 11 | 13 => Err(protocol_error("a packet only a server sends")),
+        // AUTH: no authentication method was accepted at CONNECT; 3.1.1 has no packet type
+        // 15, and neither version has type 0.
+        15 if version == Version::V5 => Err(protocol_error("AUTH without extended authentication")),
+        0 | 15 => Err(malformed("a reserved packet type")),
         _ => Ok(()),
     }
 }
@@ -174,6 +181,29 @@ mod tests {
         assert!(code(b"\xc1\x00", V311).is_some()); // PINGREQ with a flag
         assert_eq!(code(b"\x62\x02\x00\x01", V311), None); // PUBREL 0010
         assert!(code(b"\x60\x02\x00\x01", V311).is_some());
+    }
+
+    #[test]
+    fn packets_a_client_never_sends() {
+        for frame in [
+            &b"\x20\x03\x00\x00\x00"[..],
+            b"\xb0\x03\x00\x01\x00",
+            b"\xd0\x00",
+        ] {
+            assert_eq!(code(frame, V5), Some(DisconnectReasonCode::ProtocolError));
+        }
+        assert_eq!(
+            code(b"\xf0\x02\x00\x00", V5),
+            Some(DisconnectReasonCode::ProtocolError)
+        );
+        assert_eq!(
+            code(b"\xf0\x00", V311),
+            Some(DisconnectReasonCode::MalformedPacket)
+        );
+        assert_eq!(
+            code(b"\x00\x00", V311),
+            Some(DisconnectReasonCode::MalformedPacket)
+        );
     }
 
     #[test]
