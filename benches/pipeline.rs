@@ -88,6 +88,7 @@ fn batch_insert(c: &mut Criterion) {
                     Batch {
                     records: (0..size)
                         .map(|i| Record {
+                            id: 0,
                             received_at: clock + i as i64,
                             topic: format!("devices/dev-{:03}/telemetry", i % 100),
                             payload: Bytes::from(format!(

@@ -86,6 +86,7 @@ pub async fn run_telling(
         routes: config.routes(),
         rules: rules(&config, store.rules_state),
         notices,
+        fanout: ingest::Fanout::new(broker.outbox.clone(), store.next_id),
         metrics: metrics.clone(),
         batch_max: config.store.batch_max,
         warnings: Throttle::new(DEAD_LETTER_WARNINGS_PER_SECOND),

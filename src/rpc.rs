@@ -4,6 +4,7 @@
 //! `offset` with `next_offset`, `request_id` echoed, replies bounded in size, and every bad
 //! request answered with `{"error": ...}`, never silence. Runs on its own link and thread.
 
+use crate::broker::stamp::unstamp;
 use crate::broker::Outbox;
 use crate::metrics::{Dropped, Metrics};
 use crate::query::rpc::{day_records, device_known, LogTable};
@@ -138,7 +139,7 @@ impl Rpc {
             else {
                 continue;
             };
-            let props = forward.properties.unwrap_or_default();
+            let props = unstamp(forward.properties).1.unwrap_or_default();
             let client_id = topic.rsplit('/').next().unwrap_or("");
             let route_reply = route.reply.replace("{client_id}", client_id);
             let (reply_topic, reply) = match props.response_topic {

@@ -1,8 +1,11 @@
-//! The embedded rumqttd router and edgemq's own links into it: the outbox (alerts, replies,
-//! last wills, retained messages given back at start-up) and the request link. Clients reach
-//! the router through the front door, which makes one link per connection with `RouterHandle`.
+//! The embedded rumqttd router and edgemq's own links into it: the outbox, on which every copy
+//! reaches the router (ingest's numbered, stamped copies of what clients publish, and edgemq's
+//! own alerts, replies and restored retained messages), and the request link. Subscribers
+//! reach the router through the front door, which makes one link per connection with
+//! `RouterHandle`.
 
 mod outbox;
+pub mod stamp;
 
 pub use outbox::{Outbox, PublishError};
 
@@ -118,7 +121,7 @@ pub enum StartError {
 pub fn start(
     id: usize,
     section: &RouterSection,
-    retained: Vec<(String, Vec<u8>)>,
+    retained: Vec<(String, Vec<u8>, u8)>,
 ) -> Result<Broker, StartError> {
     let router_tx = rumqttd::Router::new(id, section.router_config()).spawn();
     let router = RouterHandle(Arc::new(move |client_id: &str, clean: bool| {
@@ -136,8 +139,8 @@ pub fn start(
         .spawn(move || outbox::drain(outbox_rx))?;
     let (rpc_tx, rpc_rx, _) = router.link(RPC_CLIENT_ID, true).map_err(StartError::Link)?;
     let count = retained.len();
-    for (topic, payload) in retained {
-        outbox.publish_retained(topic.into(), payload.into())?;
+    for (topic, payload, qos) in retained {
+        outbox.publish_retained(topic.into(), payload.into(), qos)?;
     }
     if count > 0 {
         tracing::info!("{count} retained messages restored");

@@ -1,7 +1,8 @@
-//! edgemq's own publications: alerts, MQTT replies, last wills of clients that vanished, and
-//! the retained messages restored at start-up. They reach subscribers through the router only;
-//! what needs storing (a last will) is handed to ingest by whoever publishes it.
+//! The one link every copy reaches the router on: ingest's numbered copies of what clients
+//! publish (last wills included), and edgemq's own publications (alerts, MQTT replies, the
+//! retained messages restored at start-up), which are not stored. Every copy is stamped.
 
+use super::stamp::{stamp, Stamp};
 use bytes::Bytes;
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::protocol::{Packet, Publish, PublishProperties};
@@ -42,19 +43,41 @@ impl Outbox {
         self.send(publish, reply_properties(correlation))
     }
 
-    /// Sets a retained message in the router (start-up restore).
-    pub fn publish_retained(&self, topic: Bytes, payload: Bytes) -> Result<(), PublishError> {
-        self.send(Publish::new(topic, payload, true), None)
+    /// Sets a retained message in the router (start-up restore), with the QoS it was
+    /// published with.
+    pub fn publish_retained(
+        &self,
+        topic: Bytes,
+        payload: Bytes,
+        qos: u8,
+    ) -> Result<(), PublishError> {
+        let properties = stamp(None, Stamp { id: 0, qos });
+        self.send_all(vec![(Publish::new(topic, payload, true), properties)])
     }
 
-    /// Publishes a message as given (a client's last will).
-    pub fn send(
+    /// edgemq's own publication (not stored): stamped with id 0 and QoS 1.
+    fn send(
         &self,
         publish: Publish,
         properties: Option<PublishProperties>,
     ) -> Result<(), PublishError> {
+        let properties = stamp(properties, Stamp { id: 0, qos: 1 });
+        self.send_all(vec![(publish, properties)])
+    }
+
+    /// Hands stamped copies to the router in order, with one wake-up.
+    pub fn send_all(&self, copies: Vec<(Publish, PublishProperties)>) -> Result<(), PublishError> {
+        let mut packets: Vec<Packet> = copies
+            .into_iter()
+            .map(|(publish, properties)| Packet::Publish(publish, Some(properties)))
+            .collect();
+        let Some(last) = packets.pop() else {
+            return Ok(());
+        };
         let mut link = self.link.lock().unwrap_or_else(|e| e.into_inner());
-        complete_now(link.send(Packet::Publish(publish, properties)))
+        // One wake-up for the lot: `send` pushes the last behind the others.
+        link.buffer().extend(packets);
+        complete_now(link.send(last))
             .map(drop)
             .map_err(|e| PublishError(e.to_string()))
     }

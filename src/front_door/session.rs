@@ -1,7 +1,8 @@
-//! One client after its CONNACK. Packets from the socket go to ingest and to the router; what
-//! the router sends goes back to the socket. QoS 1 and 2 publishes are acknowledged here, after
-//! the store has committed them when acks are durable; the router is handed QoS 0 copies (it
-//! delivers at each subscription's QoS anyway). `$SYS` subscriptions are answered here too.
+//! One client after its CONNACK. Packets from the socket go to ingest (which numbers each
+//! publish, stores it and hands its copy to the router) and, for subscriptions, to the router;
+//! what the router sends goes back to the socket, without edgemq's stamp. QoS 1 and 2
+//! publishes are acknowledged here, after the store has committed them when acks are durable.
+//! `$SYS` subscriptions are answered here too.
 
 use super::codec::{self, Version};
 use super::connect::{end_link, Client};
@@ -9,6 +10,7 @@ use super::violations;
 use super::Shared;
 
 mod subscriptions;
+use crate::broker::stamp::unstamp;
 use crate::ingest::{Incoming, Intake};
 use crate::metrics::Dropped;
 use crate::shutdown::Guard;
@@ -180,12 +182,7 @@ impl Session {
                 let now = crate::clock::now_ms();
                 let incoming = self.incoming(&will.publish, &will.properties, will.qos, now, None);
                 metrics.received.fetch_add(1, Relaxed);
-                if !will.publish.topic.starts_with(b"$") {
-                    if let Err(e) = self.shared.outbox.send(will.publish, will.properties) {
-                        metrics.dropped(Dropped::WillNotPublished);
-                        tracing::error!("client {id}: last will not published: {e}");
-                    }
-                }
+                // Ingest stores it and hands its copy to the router, as for any publish.
                 if let Err(e) = self.hand_to_ingest(incoming).await {
                     metrics.dropped(Dropped::WillNotPublished);
                     tracing::error!("client {id}: last will not stored: {e}");
@@ -252,8 +249,7 @@ impl Session {
             match packet {
                 Packet::Publish(publish, properties) => {
                     let (qos, pkid) = header.unwrap_or((QoS::AtMostOnce, 0));
-                    self.publish(publish, properties, qos, pkid, &mut to_router)
-                        .await?;
+                    self.publish(publish, properties, qos, pkid).await?;
                 }
                 Packet::PubAck(..) | Packet::PubRec(..) | Packet::PubComp(..) => {
                     to_router.push(packet)
@@ -317,7 +313,6 @@ impl Session {
         properties: Option<PublishProperties>,
         qos: QoS,
         pkid: u16,
-        to_router: &mut Vec<Packet>,
     ) -> Result<(), String> {
         if properties.as_ref().is_some_and(|p| p.topic_alias.is_some()) {
             return Err(self.fail(
@@ -345,12 +340,8 @@ impl Session {
         metrics.received.fetch_add(1, Relaxed);
         metrics.last_message_ms.store(received_at as u64, Relaxed);
         let incoming = self.incoming(&publish, &properties, qos as u8, received_at, receipt);
+        // Ingest numbers it, stores it and hands its copy to the router.
         self.hand_to_ingest(incoming).await?;
-        // `$` topics are for the broker's own use: stored, not routed (as Mosquitto does).
-        if !publish.topic.starts_with(b"$") {
-            let copy = Publish::new(publish.topic, publish.payload, publish.retain);
-            to_router.push(Packet::Publish(copy, properties));
-        }
         match qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => self.acknowledge(self.last_seq, Waiting::PubAck(pkid)),
@@ -449,7 +440,8 @@ impl Session {
         match notification {
             Notification::Forward(forward) => {
                 self.shared.metrics.sent.fetch_add(1, Relaxed);
-                self.write(Packet::Publish(forward.publish, forward.properties));
+                let (_stamp, properties) = unstamp(forward.properties);
+                self.write(Packet::Publish(forward.publish, properties));
             }
             Notification::DeviceAck(ack) => match Packet::from(ack) {
                 Packet::SubAck(suback, properties) => self.finish_suback(suback, properties),

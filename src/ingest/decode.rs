@@ -83,6 +83,7 @@ pub fn decode(
     let effect = kind_effect(route.kind, topic, f)?;
     Ok(Decoded {
         record: Record {
+            id: 0, // numbered by ingest
             received_at: incoming.received_at,
             topic: topic.to_string(),
             payload: incoming.payload.clone(),

@@ -4,6 +4,7 @@
 //! batches to the store.
 
 pub mod decode;
+mod fanout;
 pub mod route;
 pub mod time;
 
@@ -18,6 +19,7 @@ use crate::store::{
 };
 use bytes::Bytes;
 use decode::DecodeSettings;
+pub use fanout::Fanout;
 use route::Routes;
 use rumqttd::protocol::PublishProperties;
 use serde::Deserialize;
@@ -128,6 +130,7 @@ impl Incoming {
     /// The raw record of a message no route claims.
     pub fn into_record(self) -> Record {
         Record {
+            id: 0, // numbered by ingest
             received_at: self.received_at,
             topic: String::from_utf8_lossy(&self.topic).into_owned(),
             payload: self.payload,
@@ -149,6 +152,8 @@ pub struct Ingest {
     pub rules: Rules,
     /// Where alerts and live events go out (MQTT, the dashboard).
     pub notices: Notices,
+    /// Numbers each message and hands its copy to the router.
+    pub fanout: Fanout,
     pub metrics: Arc<Metrics>,
     pub batch_max: usize,
     /// Dead letters logged one by one per second; the rest are summed up (all are stored).
@@ -227,6 +232,7 @@ impl Ingest {
 
     fn process(&mut self, mut incoming: Incoming, batch: &mut Batch) {
         batch.receipts.extend(incoming.receipt.take());
+        let id = self.fanout.number(&incoming);
         let topic = String::from_utf8_lossy(&incoming.topic);
         if let Some(p) = incoming.publisher.as_ref().filter(|p| p.retain) {
             batch.retained.push(RetainedChange {
@@ -237,7 +243,9 @@ impl Ingest {
             });
         }
         let Some(route) = self.routes.find_cached(&topic) else {
-            batch.records.push(incoming.into_record());
+            let mut record = incoming.into_record();
+            record.id = id;
+            batch.records.push(record);
             return;
         };
         match decode::decode(&incoming, &topic, route, &self.settings) {
@@ -251,7 +259,10 @@ impl Ingest {
                 if route.kind == route::Kind::Telemetry {
                     add_totals(&decoded, batch);
                 }
-                batch.records.push(decoded.record);
+                batch.records.push(Record {
+                    id,
+                    ..decoded.record
+                });
             }
             Err(reason) => {
                 let (allowed, held_back) = self.warnings.allow();
@@ -262,6 +273,7 @@ impl Ingest {
                     tracing::warn!("dead letter on `{topic}`: {reason}");
                 }
                 batch.dead_letters.push(DeadLetter {
+                    id,
                     received_at: incoming.received_at,
                     topic: topic.into_owned(),
                     payload: incoming.payload,
@@ -273,7 +285,8 @@ impl Ingest {
 
     /// Tells the notifier what the batch changed and gives the batch to the store; false once
     /// the store is gone.
-    fn hand_over(&self, batch: Batch, store: &flume::Sender<StoreOp>) -> bool {
+    fn hand_over(&mut self, batch: Batch, store: &flume::Sender<StoreOp>) -> bool {
+        self.fanout.hand_over(&self.metrics);
         if batch.is_empty() {
             return true;
         }

@@ -191,16 +191,19 @@ pub enum Dropped {
     WillNotPublished,
     /// A client with a will was still connected when edgemq stopped (wills are not sent then).
     WillAtShutdown,
+    /// The router refused a message's copy: stored, but not delivered live.
+    NotRouted,
 }
 
 impl Dropped {
-    pub const ALL: [Dropped; 6] = [
+    pub const ALL: [Dropped; 7] = [
         Dropped::NoticeQueueFull,
         Dropped::AlertNotPublished,
         Dropped::ReplyNotPublished,
         Dropped::EncodeFailed,
         Dropped::WillNotPublished,
         Dropped::WillAtShutdown,
+        Dropped::NotRouted,
     ];
 
     /// The `reason` label.
@@ -212,6 +215,7 @@ impl Dropped {
             Dropped::EncodeFailed => "encode_failed",
             Dropped::WillNotPublished => "will_not_published",
             Dropped::WillAtShutdown => "will_at_shutdown",
+            Dropped::NotRouted => "not_routed",
         }
     }
 }

@@ -25,8 +25,10 @@ pub struct Started {
     /// Rows in `messages` at start.
     pub stored_at_start: u64,
     pub rules_state: RulesState,
-    /// Retained messages (topic, payload), to give back to the router.
-    pub retained: Vec<(String, Vec<u8>)>,
+    /// Retained messages (topic, payload, QoS), to give back to the router.
+    pub retained: Vec<(String, Vec<u8>, u8)>,
+    /// The id the next message received gets: past every message and dead letter kept.
+    pub next_id: i64,
 }
 
 /// Opens the database (applying the schema), reads what the other stages need from it, and
@@ -39,6 +41,7 @@ pub fn start(section: &StoreSection, metrics: Arc<Metrics>) -> Result<Started, S
     let stored_at_start = count_messages(&conn).map_err(cannot_read)?;
     let rules_state = load_rules_state(&conn).map_err(cannot_read)?;
     let retained = load_retained(&conn).map_err(cannot_read)?;
+    let next_id = next_id(&conn).map_err(cannot_read)?;
     metrics
         .stored_at_start
         .store(stored_at_start, std::sync::atomic::Ordering::Relaxed);
@@ -53,6 +56,7 @@ pub fn start(section: &StoreSection, metrics: Arc<Metrics>) -> Result<Started, S
         stored_at_start,
         rules_state,
         retained,
+        next_id,
     })
 }
 
@@ -62,6 +66,9 @@ pub const SCHEMA: &str = include_str!("../../schema.sql");
 /// One message as it is written to `messages`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
+    /// Its place in the log of everything received, shared with `dead_letters`: ingest numbers
+    /// each message in the order it hands copies to the router.
+    pub id: i64,
     /// Unix milliseconds when edgemq received it.
     pub received_at: i64,
     pub topic: String,
@@ -97,6 +104,8 @@ pub struct RetainedChange {
 /// A message on a route that failed decoding or validation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
+    /// Numbered with the messages (see `Record::id`).
+    pub id: i64,
     pub received_at: i64,
     pub topic: String,
     pub payload: Bytes,
@@ -327,6 +336,16 @@ pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// Rows in `messages`.
+/// One past the highest id of any message or dead letter.
+pub fn next_id(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT max(coalesce((SELECT max(id) FROM messages), 0),
+                    coalesce((SELECT max(id) FROM dead_letters), 0)) + 1",
+        [],
+        |r| r.get(0),
+    )
+}
+
 pub fn count_messages(conn: &Connection) -> rusqlite::Result<u64> {
     conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
 }

@@ -48,8 +48,8 @@ pub fn load_rules_state(conn: &Connection) -> rusqlite::Result<RulesState> {
 }
 
 /// The retained messages to give back to the broker at start-up: (topic, payload).
-pub fn load_retained(conn: &Connection) -> rusqlite::Result<Vec<(String, Vec<u8>)>> {
-    let mut stmt = conn.prepare("SELECT topic, payload FROM retained ORDER BY topic")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+pub fn load_retained(conn: &Connection) -> rusqlite::Result<Vec<(String, Vec<u8>, u8)>> {
+    let mut stmt = conn.prepare("SELECT topic, payload, qos FROM retained ORDER BY topic")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     rows.collect()
 }

@@ -197,10 +197,11 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<()>
     insert_records(&tx, &batch.records)?;
     {
         let mut insert = tx.prepare_cached(
-                "INSERT INTO dead_letters (received_at, topic, payload, reason) VALUES (?1, ?2, ?3, ?4)",
-            )?;
+            "INSERT INTO dead_letters (id, received_at, topic, payload, reason)
+             VALUES (nullif(?1, 0), ?2, ?3, ?4, ?5)",
+        )?;
         for d in &batch.dead_letters {
-            insert.execute((d.received_at, &d.topic, d.payload.as_ref(), &d.reason))?;
+            insert.execute((d.id, d.received_at, &d.topic, d.payload.as_ref(), &d.reason))?;
         }
     }
     {
@@ -298,9 +299,9 @@ fn write_totals(tx: &rusqlite::Transaction, batch: &Batch) -> rusqlite::Result<(
 
 fn insert_records(tx: &rusqlite::Transaction, records: &[Record]) -> rusqlite::Result<()> {
     let mut insert = tx.prepare_cached(
-        "INSERT INTO messages (received_at, topic, payload, device_id, kind, device_time,
+        "INSERT INTO messages (id, received_at, topic, payload, device_id, kind, device_time,
                                client_id, username, qos, retain)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         VALUES (nullif(?1, 0), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     // Each device's registry entry is touched once per batch, with its latest message.
     let mut seen: HashMap<&str, (i64, i64, &Record)> = HashMap::new();
@@ -308,6 +309,7 @@ fn insert_records(tx: &rusqlite::Transaction, records: &[Record]) -> rusqlite::R
     for r in records {
         let publisher = r.publisher.as_ref();
         insert.execute((
+            r.id,
             r.received_at,
             &r.topic,
             r.payload.as_ref(),

@@ -1,0 +1,61 @@
+//! Numbering and fan-out: every message received gets the next id of the log (shared by
+//! `messages` and `dead_letters`), and its copy goes to the router in that order, stamped with
+//! the id and the QoS it was published with, so each router filter's log is in id order.
+//! Topics starting with `$` are stored, not routed (as Mosquitto does).
+
+use super::Incoming;
+use crate::broker::stamp::{stamp, Stamp};
+use crate::broker::Outbox;
+use crate::metrics::{Dropped, Metrics};
+use rumqttd::protocol::{Publish, PublishProperties};
+use std::sync::Arc;
+
+pub struct Fanout {
+    router: Arc<Outbox>,
+    next_id: i64,
+    /// Copies numbered since the last hand-over, in id order.
+    copies: Vec<(Publish, PublishProperties)>,
+}
+
+impl Fanout {
+    /// Numbers from `next_id` (the store's: past everything kept).
+    pub fn new(router: Arc<Outbox>, next_id: i64) -> Fanout {
+        Fanout {
+            router,
+            next_id,
+            copies: Vec::new(),
+        }
+    }
+
+    /// The message's id; its copy waits for the next hand-over.
+    pub fn number(&mut self, incoming: &Incoming) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        if !incoming.topic.starts_with(b"$") {
+            let (qos, retain) = incoming
+                .publisher
+                .as_ref()
+                .map_or((0, false), |p| (p.qos, p.retain));
+            let copy = Publish::new(incoming.topic.clone(), incoming.payload.clone(), retain);
+            let properties = incoming.properties.as_deref().cloned();
+            self.copies
+                .push((copy, stamp(properties, Stamp { id, qos })));
+        }
+        id
+    }
+
+    /// Hands every copy numbered so far to the router, in order, with one wake-up.
+    pub fn hand_over(&mut self, metrics: &Metrics) {
+        if self.copies.is_empty() {
+            return;
+        }
+        let copies = std::mem::take(&mut self.copies);
+        let n = copies.len();
+        if let Err(e) = self.router.send_all(copies) {
+            for _ in 0..n {
+                metrics.dropped(Dropped::NotRouted);
+            }
+            tracing::error!("{n} messages were stored but not delivered live: {e}");
+        }
+    }
+}
