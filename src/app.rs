@@ -256,6 +256,7 @@ fn start_front_door(
         metrics: metrics.clone(),
         sys: sys_rx,
         stopping: stopping.clone(),
+        parked: Default::default(),
     };
     Ok(front_door::start(mqtt, websocket, Arc::new(shared)))
 }

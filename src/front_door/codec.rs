@@ -129,6 +129,27 @@ pub fn fixed_header_len(frame: &[u8]) -> usize {
     1 + continued.count() + 1
 }
 
+/// A QoS 0 PUBLISH (as rumqttd's encoders write it: `Publish` keeps its QoS and packet id
+/// private) rewritten at `qos` with `pkid` and the DUP flag: the flags change, and the packet
+/// id goes in after the topic name.
+pub fn with_packet_id(frame: &[u8], qos: QoS, pkid: u16, dup: bool) -> BytesMut {
+    let header_len = fixed_header_len(frame);
+    let body = &frame[header_len.min(frame.len())..];
+    let topic_end = match body {
+        [hi, lo, ..] => (2 + (usize::from(*hi) << 8 | usize::from(*lo))).min(body.len()),
+        _ => body.len(),
+    };
+    let mut out = BytesMut::with_capacity(frame.len() + 3);
+    let flags = (frame[0] & 0b0001) | (qos as u8) << 1 | u8::from(dup) << 3;
+    out.put_u8(0x30 | flags);
+    // Within MQTT's limit: rumqttd wrote it two bytes shorter.
+    let _ = v4::write_remaining_length(&mut out, body.len() + 2);
+    out.put_slice(&body[..topic_end]);
+    out.put_u16(pkid);
+    out.put_slice(&body[topic_end..]);
+    out
+}
+
 /// QoS and packet id of the PUBLISH that fills `frame`.
 pub fn publish_header(frame: &[u8]) -> Option<(QoS, u16)> {
     let byte1 = *frame.first()?;
@@ -147,6 +168,7 @@ pub fn publish_header(frame: &[u8]) -> Option<(QoS, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rumqttd::protocol::Publish;
 
     #[test]
     fn a_v31_connect_is_read_as_v311() {
@@ -193,6 +215,29 @@ mod tests {
         let mut out = BytesMut::new();
         Version::V311.write(packet, &mut out).unwrap();
         assert_eq!(&out[..], b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x1e\x00\x00");
+    }
+
+    #[test]
+    fn a_qos_0_publish_is_rewritten_with_a_packet_id() {
+        let mut v311 = BytesMut::new();
+        let publish = Publish::new(&b"a/b"[..], &b"hi"[..], true);
+        Version::V311
+            .write(Packet::Publish(publish.clone(), None), &mut v311)
+            .unwrap();
+        let frame = with_packet_id(&v311, QoS::ExactlyOnce, 7, true);
+        assert_eq!(&frame[..], b"\x3d\x09\x00\x03a/b\x00\x07hi");
+        let mut v5 = BytesMut::new();
+        Version::V5
+            .write(Packet::Publish(publish, None), &mut v5)
+            .unwrap();
+        let mut frame = with_packet_id(&v5, QoS::AtLeastOnce, 0x0102, false);
+        assert_eq!(publish_header(&frame), Some((QoS::AtLeastOnce, 0x0102)));
+        match Version::V5.read(&mut frame, 1024).unwrap() {
+            Packet::Publish(p, _) => {
+                assert_eq!((&p.topic[..], &p.payload[..]), (&b"a/b"[..], &b"hi"[..]))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

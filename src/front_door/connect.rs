@@ -30,6 +30,12 @@ pub struct Client {
     pub username: Option<Arc<str>>,
     /// Seconds; 0: no keep-alive.
     pub keep_alive: u16,
+    /// The session ends with the connection (clean session / clean start without expiry).
+    pub clean: bool,
+    /// The router kept a session for this client id.
+    pub session_present: bool,
+    /// MQTT 5: how many QoS 1/2 deliveries the client takes unacknowledged.
+    pub receive_maximum: Option<u16>,
     pub will: Option<Will>,
     pub link_tx: LinkTx,
     pub link_rx: LinkRx,
@@ -202,6 +208,9 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         client_id,
         username: login.map(|l| Arc::from(l.username.as_str())),
         keep_alive: connect.keep_alive,
+        clean,
+        session_present,
+        receive_maximum: properties.as_ref().and_then(|p| p.receive_maximum),
         will: will.map(|w| to_will(w, will_properties)),
         link_tx,
         link_rx,

@@ -7,6 +7,7 @@
 
 pub mod codec;
 mod connect;
+mod parked;
 mod session;
 pub mod sys;
 pub mod violations;
@@ -46,6 +47,9 @@ pub struct MqttSection {
     pub max_packet_size: usize,
     /// Send a QoS 1 PUBACK / QoS 2 PUBREC only once the message is committed to SQLite.
     pub durable_acks: bool,
+    /// QoS 1/2 deliveries a client may have unacknowledged (Mosquitto's option; an MQTT 5
+    /// client's own Receive Maximum lowers it).
+    pub max_inflight_messages: usize,
     /// Most client connections at once (TCP and WebSocket together, counted from accept);
     /// more are closed as they come, and counted. None: no limit (Mosquitto's -1).
     pub max_connections: Option<usize>,
@@ -63,6 +67,7 @@ impl Default for MqttSection {
             connect_timeout: Duration::from_secs(10),
             max_packet_size: 4 * 1024 * 1024,
             durable_acks: true,
+            max_inflight_messages: 100,
             max_connections: None,
             sys_interval: Duration::from_secs(10),
         }
@@ -81,6 +86,9 @@ impl MqttSection {
         }
         if self.connect_timeout.is_zero() {
             return Err("mqtt.connect_timeout: must be more than 0".into());
+        }
+        if !(1..=65535).contains(&self.max_inflight_messages) {
+            return Err("mqtt.max_inflight_messages: must be 1..=65535".into());
         }
         if self.max_connections == Some(0) {
             return Err(
@@ -106,6 +114,8 @@ pub struct Shared {
     pub sys: watch::Receiver<SysTree>,
     /// Says when to stop accepting and reading.
     pub stopping: Stopping,
+    /// Persistent sessions' own state while their clients are away.
+    pub parked: parked::Parked,
 }
 
 /// The running listeners, for shutdown.
@@ -230,7 +240,9 @@ async fn serve(
     );
     shared.metrics.connected_clients.fetch_add(1, Relaxed);
     shared.metrics.connections_total.fetch_add(1, Relaxed);
-    session::Session::new(client, shared)
+    let resume = !client.clean && client.session_present;
+    let (connection, resumed) = shared.parked.claim(&client.client_id, resume).await;
+    session::Session::new(client, shared, connection, resumed)
         .run(socket, buf, reading)
         .await;
     drop(open);

@@ -9,13 +9,16 @@ use super::connect::{end_link, Client};
 use super::violations;
 use super::Shared;
 
+mod outgoing;
 mod subscriptions;
-use crate::broker::stamp::unstamp;
+mod writer;
 use crate::ingest::{Incoming, Intake};
 use crate::metrics::Dropped;
 use crate::shutdown::Guard;
 use crate::store::{Publisher, Receipt, Receipts};
 use bytes::BytesMut;
+pub use outgoing::Outgoing;
+use outgoing::{Accepted, Sending};
 use rumqttd::protocol::{
     Disconnect, DisconnectReasonCode, Packet, PingResp, PubAck, PubAckReason, PubComp,
     PubCompReason, PubRec, PubRecReason, Publish, PublishProperties, QoS, SubscribeReasonCode,
@@ -26,7 +29,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::time::Instant;
 
 /// An acknowledgement waiting for its message's commit.
@@ -59,15 +62,41 @@ pub struct Session {
     qos2_in: HashSet<u16>,
     /// SUBACKs in progress: our own code per filter (`None` where the router's comes in),
     /// and the `$SYS` filters whose current values follow the SUBACK.
-    subacks: HashMap<u16, (Vec<Option<SubscribeReasonCode>>, Vec<String>)>,
+    subacks: HashMap<u16, SubAckInProgress>,
     /// UNSUBACKs waiting for the router's answer to the PINGREQ sent behind the UNSUBSCRIBE.
     unsubacks: VecDeque<(u16, Vec<UnsubAckReason>)>,
     sys_filters: Vec<String>,
+    /// What the client is sent of what the router forwards.
+    outgoing: Outgoing,
+    /// This connection's number (for handing the session's state on).
+    connection: u64,
+    slow_warnings: crate::logging::Throttle,
+    /// Bytes for the socket, handed to the writer task in chunks.
     out: BytesMut,
 }
 
+/// Per filter of a SUBSCRIBE: our own code, or `None` where the router's comes in; the QoS
+/// granted to each filter that went to the router; the new `$SYS` filters.
+type SubAckInProgress = (Vec<Option<SubscribeReasonCode>>, Vec<QoS>, Vec<String>);
+
+/// Deliveries are moved into `out` while it holds less than this.
+const OUT_HIGH_WATER: usize = 64 * 1024;
+/// Deliveries that may wait for a slow client before more are dropped (and counted).
+const QUEUED_MAX: usize = 10_000;
+
 impl Session {
-    pub fn new(client: Client, shared: Arc<Shared>) -> Session {
+    /// The session of `client`, served by `connection`; `resumed` is the state a persistent
+    /// session parked when its last connection ended.
+    pub fn new(
+        client: Client,
+        shared: Arc<Shared>,
+        connection: u64,
+        resumed: Option<Outgoing>,
+    ) -> Session {
+        let window = match client.receive_maximum {
+            Some(max) => usize::from(max).min(shared.settings.max_inflight_messages),
+            None => shared.settings.max_inflight_messages,
+        };
         Session {
             durable: shared.settings.durable_acks,
             client,
@@ -79,6 +108,15 @@ impl Session {
             subacks: HashMap::new(),
             unsubacks: VecDeque::new(),
             sys_filters: Vec::new(),
+            outgoing: match resumed {
+                Some(mut parked) => {
+                    parked.set_window(window);
+                    parked
+                }
+                None => Outgoing::new(window, QUEUED_MAX),
+            },
+            connection,
+            slow_warnings: crate::logging::Throttle::new(1),
             out: BytesMut::with_capacity(8 * 1024),
         }
     }
@@ -90,7 +128,8 @@ impl Session {
         mut buf: BytesMut,
         reading: Guard,
     ) {
-        let (mut reader, mut writer) = tokio::io::split(socket);
+        let (mut reader, writer) = tokio::io::split(socket);
+        let (chunks, mut written) = writer::spawn(writer, self.shared.metrics.clone());
         let mut reading = Some(reading);
         let mut stopping = self.shared.stopping.clone();
         let mut sys = self.shared.sys.clone();
@@ -98,15 +137,16 @@ impl Session {
         let keep_alive = (self.client.keep_alive > 0)
             .then(|| Duration::from_millis(u64::from(self.client.keep_alive) * 1500));
         let mut heard = Instant::now();
+        // A resumed session sends what was unacknowledged first, as it was.
+        for unacknowledged in self.outgoing.resend() {
+            self.send(unacknowledged);
+        }
         let mut end = match self.handle_input(&mut buf).await {
             Ok(end) => end,
             Err(e) => Some(End::Lost(e)),
         };
         while end.is_none() {
-            if let Err(e) = self.flush(&mut writer).await {
-                end = Some(End::Lost(e));
-                break;
-            }
+            self.pump();
             if stopping.is_stopping() {
                 reading = None;
             }
@@ -116,6 +156,13 @@ impl Session {
             }
             let deadline = keep_alive.map_or_else(far_future, |k| heard + k);
             end = tokio::select! {
+                permit = chunks.reserve(), if !self.out.is_empty() => match permit {
+                    Ok(permit) => {
+                        permit.send(self.out.split().freeze());
+                        None
+                    }
+                    Err(_) => Some(End::Lost(written.why().await)),
+                },
                 read = reader.read_buf(&mut buf), if reading.is_some() => match read {
                     Ok(0) => Some(End::Lost("closed by the client".into())),
                     Err(e) => Some(End::Lost(e.to_string())),
@@ -157,7 +204,11 @@ impl Session {
                 self.write(Packet::Disconnect(bye, None));
             }
         }
-        let _ = self.flush(&mut writer).await;
+        if !self.out.is_empty() {
+            let _ = chunks.send(self.out.split().freeze()).await;
+        }
+        drop(chunks);
+        written.finish().await;
         self.finish(end).await;
     }
 
@@ -196,21 +247,12 @@ impl Session {
         if !matches!(end, End::TakenOver) {
             end_link(&mut self.client.link_tx).await;
         }
+        let keep = (!self.client.clean)
+            .then(|| std::mem::replace(&mut self.outgoing, Outgoing::new(1, 0)));
+        self.shared
+            .parked
+            .park(&self.client.client_id, self.connection, keep);
         self.shared.metrics.connected_clients.fetch_sub(1, Relaxed);
-    }
-
-    async fn flush(&mut self, writer: &mut (impl AsyncWrite + Unpin)) -> Result<(), String> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        writer
-            .write_all(&self.out)
-            .await
-            .map_err(|e| e.to_string())?;
-        let m = &self.shared.metrics;
-        m.bytes_sent.fetch_add(self.out.len() as u64, Relaxed);
-        self.out.clear();
-        Ok(())
     }
 
     fn write(&mut self, packet: Packet) {
@@ -251,8 +293,15 @@ impl Session {
                     let (qos, pkid) = header.unwrap_or((QoS::AtMostOnce, 0));
                     self.publish(publish, properties, qos, pkid).await?;
                 }
-                Packet::PubAck(..) | Packet::PubRec(..) | Packet::PubComp(..) => {
-                    to_router.push(packet)
+                Packet::PubAck(ack, _) => {
+                    self.outgoing.completed(ack.pkid);
+                }
+                Packet::PubComp(comp, _) => {
+                    self.outgoing.completed(comp.pkid);
+                }
+                Packet::PubRec(rec, _) => {
+                    let pubrel = self.outgoing.received(rec.pkid);
+                    self.write(Packet::PubRel(pubrel, None));
                 }
                 Packet::PubRel(pubrel, _) => {
                     let known = self.qos2_in.remove(&pubrel.pkid);
@@ -438,11 +487,7 @@ impl Session {
 
     async fn handle_router(&mut self, notification: Notification) -> Option<End> {
         match notification {
-            Notification::Forward(forward) => {
-                self.shared.metrics.sent.fetch_add(1, Relaxed);
-                let (_stamp, properties) = unstamp(forward.properties);
-                self.write(Packet::Publish(forward.publish, properties));
-            }
+            Notification::Forward(forward) => self.take(forward),
             Notification::DeviceAck(ack) => match Packet::from(ack) {
                 Packet::SubAck(suback, properties) => self.finish_suback(suback, properties),
                 Packet::PingResp(_) => {
@@ -450,7 +495,6 @@ impl Session {
                         self.write(Packet::UnsubAck(UnsubAck { pkid, reasons }, None));
                     }
                 }
-                packet @ Packet::PubRel(..) => self.write(packet),
                 // UNSUBACKs are answered on the PINGRESP; the rest acknowledge nothing we sent.
                 _ => {}
             },
@@ -466,6 +510,59 @@ impl Session {
             _ => {}
         }
         None
+    }
+
+    /// Moves deliveries into `out` as far as the in-flight window and the writer allow.
+    fn pump(&mut self) {
+        while self.out.len() < OUT_HIGH_WATER {
+            let Some(send) = self.outgoing.next_to_send() else {
+                return;
+            };
+            self.send(send);
+        }
+    }
+
+    fn send(&mut self, send: Sending) {
+        let (delivery, pkid, dup) = match send {
+            Sending::Other(packet) => return self.write(packet),
+            Sending::Publish(delivery, pkid, dup) => (delivery, pkid, dup),
+        };
+        self.shared.metrics.sent.fetch_add(1, Relaxed);
+        let packet = Packet::Publish(delivery.publish, delivery.properties);
+        if delivery.qos == QoS::AtMostOnce {
+            return self.write(packet);
+        }
+        // rumqttd's `Publish` keeps QoS and packet id private: write it at QoS 0, then add them.
+        let mut frame = BytesMut::new();
+        match self.client.version.write(packet, &mut frame) {
+            Ok(_) => {
+                self.shared.metrics.packets_sent.fetch_add(1, Relaxed);
+                let frame = codec::with_packet_id(&frame, delivery.qos, pkid, dup);
+                self.out.extend_from_slice(&frame);
+            }
+            Err(e) => {
+                self.shared.metrics.dropped(Dropped::EncodeFailed);
+                tracing::warn!(
+                    "client {}: cannot encode a packet: {e}",
+                    self.client.client_id
+                );
+            }
+        }
+    }
+
+    /// A copy the router forwarded, for the client's queue.
+    fn take(&mut self, forward: rumqttd::Forward) {
+        if self.outgoing.accept(forward) != Accepted::Dropped {
+            return;
+        }
+        self.shared.metrics.dropped(Dropped::SessionQueueFull);
+        if self.slow_warnings.allow().0 {
+            tracing::warn!(
+                "client {}: {QUEUED_MAX} messages wait for it; newer ones are not delivered \
+                 (edgemq_dropped_total{{reason=\"session_queue_full\"}})",
+                self.client.client_id
+            );
+        }
     }
 
     /// A packet that cannot be read: said to an MQTT 5 client, then the connection closes.

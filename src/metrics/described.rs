@@ -193,10 +193,12 @@ pub enum Dropped {
     WillAtShutdown,
     /// The router refused a message's copy: stored, but not delivered live.
     NotRouted,
+    /// A slow client already had the most deliveries waiting: stored, not delivered to it.
+    SessionQueueFull,
 }
 
 impl Dropped {
-    pub const ALL: [Dropped; 7] = [
+    pub const ALL: [Dropped; 8] = [
         Dropped::NoticeQueueFull,
         Dropped::AlertNotPublished,
         Dropped::ReplyNotPublished,
@@ -204,6 +206,7 @@ impl Dropped {
         Dropped::WillNotPublished,
         Dropped::WillAtShutdown,
         Dropped::NotRouted,
+        Dropped::SessionQueueFull,
     ];
 
     /// The `reason` label.
@@ -216,6 +219,7 @@ impl Dropped {
             Dropped::WillNotPublished => "will_not_published",
             Dropped::WillAtShutdown => "will_at_shutdown",
             Dropped::NotRouted => "not_routed",
+            Dropped::SessionQueueFull => "session_queue_full",
         }
     }
 }

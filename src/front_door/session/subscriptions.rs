@@ -1,14 +1,15 @@
-//! SUBSCRIBE and UNSUBSCRIBE for one session. Filters go to the router, except `$SYS` ones
-//! (answered here from the `$SYS` tree) and other `$` filters (refused in the SUBACK); the
-//! router's SUBACK is merged with our own codes, and every UNSUBSCRIBE gets exactly one UNSUBACK,
-//! sent when the router answers the PINGREQ queued behind it.
+//! SUBSCRIBE and UNSUBSCRIBE for one session. Filters go to the router at QoS 0 (the session
+//! decides each delivery's QoS from what it granted), except `$SYS` ones (answered here from
+//! the `$SYS` tree) and other `$` filters (refused in the SUBACK); the router's SUBACK is merged
+//! with our own codes, and every UNSUBSCRIBE gets exactly one UNSUBACK, sent when the router
+//! answers the PINGREQ queued behind it.
 
 use super::Session;
 use crate::front_door::sys::{self, is_sys_filter, SysTree};
 use crate::topic;
 use rumqttd::protocol::{
-    Packet, PingReq, Publish, SubAck, SubAckProperties, Subscribe, SubscribeProperties,
-    SubscribeReasonCode, UnsubAckReason, Unsubscribe, UnsubscribeProperties,
+    Filter, Packet, PingReq, Publish, QoS, SubAck, SubAckProperties, Subscribe,
+    SubscribeProperties, SubscribeReasonCode, UnsubAckReason, Unsubscribe, UnsubscribeProperties,
 };
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ impl Session {
         let mut codes = Vec::with_capacity(subscribe.filters.len());
         let mut forward = Vec::new();
         let mut new_sys = Vec::new();
+        let mut granted_qos = Vec::new();
         for filter in subscribe.filters {
             let valid = topic::valid_filter(&filter.path);
             if valid && is_sys_filter(&filter.path) {
@@ -42,7 +44,14 @@ impl Session {
                 codes.push(Some(refused));
             } else {
                 codes.push(None);
-                forward.push(filter);
+                // [MQTT-3.8.4-3] Subscribing again replaces the subscription and its QoS.
+                let granted = filter.qos;
+                self.outgoing.grant(&filter.path, granted);
+                granted_qos.push(granted);
+                forward.push(Filter {
+                    qos: QoS::AtMostOnce,
+                    ..filter
+                });
             }
         }
         let pkid = subscribe.pkid;
@@ -51,7 +60,7 @@ impl Session {
             self.write(Packet::SubAck(SubAck { pkid, return_codes }, None));
             self.send_new_sys(&new_sys);
         } else {
-            self.subacks.insert(pkid, (codes, new_sys));
+            self.subacks.insert(pkid, (codes, granted_qos, new_sys));
             let subscribe = Subscribe {
                 pkid,
                 filters: forward,
@@ -86,6 +95,7 @@ impl Session {
                     UnsubAckReason::NoSubscriptionExisted
                 });
             } else {
+                self.outgoing.revoke(&filter);
                 reasons.push(UnsubAckReason::Success);
                 forward.push(filter);
             }
@@ -121,16 +131,25 @@ impl Session {
     }
 
     pub(super) fn finish_suback(&mut self, suback: SubAck, properties: Option<SubAckProperties>) {
-        let Some((codes, new_sys)) = self.subacks.remove(&suback.pkid) else {
+        let Some((codes, granted, new_sys)) = self.subacks.remove(&suback.pkid) else {
             self.write(Packet::SubAck(suback, properties));
             return;
         };
-        let mut from_router = suback.return_codes.into_iter();
+        // The router subscribed at QoS 0; the client is told the QoS edgemq granted.
+        let mut from_router = suback.return_codes.into_iter().zip(granted);
         let return_codes = codes
             .into_iter()
             .map(|code| {
-                code.or_else(|| from_router.next())
-                    .unwrap_or(SubscribeReasonCode::Failure)
+                code.or_else(|| {
+                    from_router.next().map(|(code, granted)| match code {
+                        SubscribeReasonCode::Success(_)
+                        | SubscribeReasonCode::QoS0
+                        | SubscribeReasonCode::QoS1
+                        | SubscribeReasonCode::QoS2 => SubscribeReasonCode::Success(granted),
+                        refused => refused,
+                    })
+                })
+                .unwrap_or(SubscribeReasonCode::Failure)
             })
             .collect();
         let suback = SubAck {

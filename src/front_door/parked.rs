@@ -1,0 +1,67 @@
+//! What a persistent session keeps in edgemq while its client is away (the router keeps its
+//! filters and the messages since): the QoS granted to each filter and the deliveries not yet
+//! acknowledged. A session that ends parks them; the next connection with the client id takes
+//! them, waiting a moment for a session that is still ending (a takeover).
+
+use super::session::Outgoing;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// How long a new connection waits for the session it takes over to hand its state on.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(3);
+
+enum Slot {
+    /// A connection serves the session; its number.
+    Live(u64),
+    Parked(Outgoing),
+}
+
+#[derive(Default)]
+pub struct Parked {
+    slots: Mutex<HashMap<Arc<str>, Slot>>,
+    changed: Notify,
+    connections: AtomicU64,
+}
+
+impl Parked {
+    /// Marks `client_id` as served by a new connection, and gives it the session's state when
+    /// it resumes one (`resume`: not a clean start, and the router kept the session).
+    pub async fn claim(&self, client_id: &Arc<str>, resume: bool) -> (u64, Option<Outgoing>) {
+        let connection = self.connections.fetch_add(1, Relaxed) + 1;
+        let deadline = tokio::time::Instant::now() + TAKEOVER_WAIT;
+        loop {
+            let changed = self.changed.notified();
+            {
+                let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+                let live = matches!(slots.get(client_id), Some(Slot::Live(_)));
+                if !live || !resume || tokio::time::Instant::now() >= deadline {
+                    let previous = slots.insert(client_id.clone(), Slot::Live(connection));
+                    let state = match previous {
+                        Some(Slot::Parked(state)) if resume => Some(state),
+                        _ => None,
+                    };
+                    return (connection, state);
+                }
+            }
+            let _ = tokio::time::timeout_at(deadline, changed).await;
+        }
+    }
+
+    /// The session served by `connection` ended: its state is kept for the next connection
+    /// (`None`: a clean session, forgotten), unless another connection took over already.
+    pub fn park(&self, client_id: &Arc<str>, connection: u64, state: Option<Outgoing>) {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if !matches!(slots.get(client_id), Some(Slot::Live(c)) if *c == connection) {
+            return;
+        }
+        match state {
+            Some(state) => slots.insert(client_id.clone(), Slot::Parked(state)),
+            None => slots.remove(client_id),
+        };
+        drop(slots);
+        self.changed.notify_waiters();
+    }
+}

@@ -1,0 +1,315 @@
+//! What a session sends its client. The router holds the client's filters at QoS 0 and
+//! forwards one copy per matching filter; here each message is taken once (by its stamp's id),
+//! at the lower of the QoS it was published with and the highest QoS granted to a matching
+//! filter. QoS 1 and 2 deliveries get this session's packet ids and stay in flight until the
+//! client acknowledges them, at most `window` at a time; the rest wait, in order, in a bounded
+//! queue (what does not fit is counted, never silent).
+
+use crate::broker::stamp::unstamp;
+use crate::topic;
+use rumqttd::protocol::{Packet, PubRel, PubRelReason, Publish, PublishProperties, QoS};
+use rumqttd::Forward;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// Ids of messages whose other copies are still to come, remembered at most this long.
+const COPIES_REMEMBERED: usize = 4096;
+
+/// One message on its way to the client.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub publish: Publish,
+    pub properties: Option<PublishProperties>,
+    pub qos: QoS,
+}
+
+/// A delivery the client has not acknowledged yet; `released` once its PUBREC came (QoS 2).
+#[derive(Debug, Clone)]
+struct InFlight {
+    delivery: Delivery,
+    released: bool,
+}
+
+/// What became of a forwarded copy.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Accepted {
+    Queued,
+    /// Another copy of a message already taken (overlapping filters).
+    Duplicate,
+    /// No filter of the session matches any more (an UNSUBSCRIBE crossed it).
+    Unmatched,
+    /// The queue was full.
+    Dropped,
+}
+
+/// A packet to write, and for a PUBLISH the QoS and packet id it goes out with.
+pub enum Sending {
+    Publish(Delivery, u16, bool),
+    Other(Packet),
+}
+
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Filters as subscribed (`$share/group/...` included) and the QoS granted to each.
+    granted: Vec<(String, QoS)>,
+    window: usize,
+    in_flight: HashMap<u16, InFlight>,
+    /// Packet ids in flight, in the order they were first sent.
+    order: VecDeque<u16>,
+    next_pkid: u16,
+    waiting: VecDeque<Delivery>,
+    limit: usize,
+    /// Message id → copies still expected from the router.
+    copies: BTreeMap<i64, usize>,
+}
+
+impl Outgoing {
+    /// At most `window` QoS 1/2 deliveries unacknowledged, `limit` waiting behind them.
+    pub fn new(window: usize, limit: usize) -> Outgoing {
+        Outgoing {
+            granted: Vec::new(),
+            window: window.max(1),
+            in_flight: HashMap::new(),
+            order: VecDeque::new(),
+            next_pkid: 1,
+            waiting: VecDeque::new(),
+            limit,
+            copies: BTreeMap::new(),
+        }
+    }
+
+    /// A resumed session's window is its new connection's.
+    pub fn set_window(&mut self, window: usize) {
+        self.window = window.max(1);
+    }
+
+    /// Subscribes `filter` at `qos`, or changes the QoS of an existing subscription.
+    pub fn grant(&mut self, filter: &str, qos: QoS) {
+        match self.granted.iter_mut().find(|(f, _)| f == filter) {
+            Some(entry) => entry.1 = qos,
+            None => self.granted.push((filter.to_string(), qos)),
+        }
+    }
+
+    /// Whether `filter` was subscribed.
+    pub fn revoke(&mut self, filter: &str) -> bool {
+        let before = self.granted.len();
+        self.granted.retain(|(f, _)| f != filter);
+        self.granted.len() < before
+    }
+
+    /// Takes a copy the router forwarded: once per message, at the QoS the client gets.
+    pub fn accept(&mut self, forward: Forward) -> Accepted {
+        let (stamp, properties) = unstamp(forward.properties);
+        let topic = String::from_utf8_lossy(&forward.publish.topic);
+        let matching: Vec<QoS> = self
+            .granted
+            .iter()
+            .filter(|(filter, _)| topic::matches(shared_filter(filter), &topic))
+            .map(|(_, qos)| *qos)
+            .collect();
+        let Some(granted) = matching.iter().copied().max_by_key(|q| *q as u8) else {
+            return Accepted::Unmatched;
+        };
+        // A retained message sent for a new subscription comes once (no cursor).
+        if let (Some(stamp), Some(_)) = (stamp, forward.cursor) {
+            if self.another_copy(stamp.id, matching.len()) {
+                return Accepted::Duplicate;
+            }
+        }
+        let published = stamp.map_or(QoS::AtMostOnce, |s| qos_of(s.qos));
+        let qos = lower(published, granted);
+        if self.waiting.len() >= self.limit {
+            return Accepted::Dropped;
+        }
+        self.waiting.push_back(Delivery {
+            publish: forward.publish,
+            properties,
+            qos,
+        });
+        Accepted::Queued
+    }
+
+    /// Whether message `id` was already taken from another of its `copies` copies.
+    fn another_copy(&mut self, id: i64, copies: usize) -> bool {
+        if let Some(left) = self.copies.get_mut(&id) {
+            *left -= 1;
+            if *left == 0 {
+                self.copies.remove(&id);
+            }
+            return true;
+        }
+        if copies > 1 {
+            self.copies.insert(id, copies - 1);
+            while self.copies.len() > COPIES_REMEMBERED {
+                self.copies.pop_first();
+            }
+        }
+        false
+    }
+
+    /// The next delivery the window allows, with its packet id (0 at QoS 0).
+    pub fn next_to_send(&mut self) -> Option<Sending> {
+        let front = self.waiting.front()?;
+        if front.qos == QoS::AtMostOnce {
+            let delivery = self.waiting.pop_front()?;
+            return Some(Sending::Publish(delivery, 0, false));
+        }
+        if self.in_flight.len() >= self.window || self.in_flight.len() >= usize::from(u16::MAX) {
+            return None;
+        }
+        let delivery = self.waiting.pop_front()?;
+        let pkid = self.free_pkid();
+        self.order.push_back(pkid);
+        let in_flight = InFlight {
+            delivery: delivery.clone(),
+            released: false,
+        };
+        self.in_flight.insert(pkid, in_flight);
+        Some(Sending::Publish(delivery, pkid, false))
+    }
+
+    fn free_pkid(&mut self) -> u16 {
+        loop {
+            let pkid = self.next_pkid;
+            self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
+            if !self.in_flight.contains_key(&pkid) {
+                return pkid;
+            }
+        }
+    }
+
+    /// A PUBACK (QoS 1) or PUBCOMP (QoS 2): the delivery is done. False for an unknown id.
+    pub fn completed(&mut self, pkid: u16) -> bool {
+        let known = self.in_flight.remove(&pkid).is_some();
+        if known {
+            self.order.retain(|p| *p != pkid);
+        }
+        known
+    }
+
+    /// A PUBREC: the PUBREL to send back (MQTT 5 says when the id is unknown).
+    pub fn received(&mut self, pkid: u16) -> PubRel {
+        let reason = match self.in_flight.get_mut(&pkid) {
+            Some(entry) => {
+                entry.released = true;
+                PubRelReason::Success
+            }
+            None => PubRelReason::PacketIdentifierNotFound,
+        };
+        PubRel { pkid, reason }
+    }
+
+    /// On a resumed session, everything unacknowledged again, in order: PUBLISH with DUP, or
+    /// PUBREL once its PUBREC came [MQTT-4.4.0-1].
+    pub fn resend(&self) -> Vec<Sending> {
+        self.order
+            .iter()
+            .filter_map(|pkid| {
+                let entry = self.in_flight.get(pkid)?;
+                Some(match entry.released {
+                    true => Sending::Other(Packet::PubRel(
+                        PubRel {
+                            pkid: *pkid,
+                            reason: PubRelReason::Success,
+                        },
+                        None,
+                    )),
+                    false => Sending::Publish(entry.delivery.clone(), *pkid, true),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The filter a `$share/group/filter` subscription matches with.
+fn shared_filter(filter: &str) -> &str {
+    match filter.strip_prefix("$share/") {
+        Some(rest) => rest.split_once('/').map_or(rest, |(_, f)| f),
+        None => filter,
+    }
+}
+
+fn qos_of(n: u8) -> QoS {
+    match n {
+        2 => QoS::ExactlyOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::AtMostOnce,
+    }
+}
+
+fn lower(a: QoS, b: QoS) -> QoS {
+    if (a as u8) <= (b as u8) {
+        a
+    } else {
+        b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::stamp::{stamp, Stamp};
+
+    fn forward(topic: &str, id: i64, qos: u8) -> Forward {
+        Forward {
+            cursor: Some((0, id as u64)),
+            size: 0,
+            publish: Publish::new(topic.to_string(), "x".to_string(), false),
+            properties: Some(stamp(None, Stamp { id, qos })),
+        }
+    }
+
+    fn sent_qos(out: &mut Outgoing) -> Vec<(QoS, u16)> {
+        std::iter::from_fn(|| out.next_to_send())
+            .map(|send| match send {
+                Sending::Publish(d, pkid, _) => (d.qos, pkid),
+                Sending::Other(p) => panic!("{p:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn qos_is_the_lower_of_published_and_granted_and_overlaps_give_one_copy() {
+        let mut out = Outgoing::new(10, 100);
+        out.grant("a/#", QoS::AtMostOnce);
+        out.grant("a/b", QoS::ExactlyOnce);
+        out.grant("$share/g/a/+", QoS::AtLeastOnce);
+        // Three filters match a/b: one copy is taken, two are duplicates.
+        assert_eq!(out.accept(forward("a/b", 1, 2)), Accepted::Queued);
+        assert_eq!(out.accept(forward("a/b", 1, 2)), Accepted::Duplicate);
+        assert_eq!(out.accept(forward("a/b", 2, 0)), Accepted::Queued);
+        assert_eq!(out.accept(forward("a/b", 1, 2)), Accepted::Duplicate);
+        assert_eq!(out.accept(forward("a/c", 3, 2)), Accepted::Queued);
+        assert_eq!(out.accept(forward("x", 4, 2)), Accepted::Unmatched);
+        assert_eq!(
+            sent_qos(&mut out),
+            [
+                (QoS::ExactlyOnce, 1),
+                (QoS::AtMostOnce, 0),
+                (QoS::AtLeastOnce, 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_window_holds_the_rest_until_acknowledged() {
+        let mut out = Outgoing::new(2, 100);
+        out.grant("#", QoS::AtLeastOnce);
+        for id in 1..=4 {
+            out.accept(forward("t", id, 1));
+        }
+        assert_eq!(sent_qos(&mut out).len(), 2);
+        assert!(out.completed(1));
+        assert!(!out.completed(1));
+        assert_eq!(sent_qos(&mut out), [(QoS::AtLeastOnce, 3)]);
+        let resent: Vec<(u16, bool)> = out
+            .resend()
+            .into_iter()
+            .map(|s| match s {
+                Sending::Publish(_, pkid, dup) => (pkid, dup),
+                Sending::Other(_) => (0, false),
+            })
+            .collect();
+        assert_eq!(resent, [(2, true), (3, true)]);
+    }
+}
