@@ -143,3 +143,43 @@ fn overlapping_filters_deliver_each_message_once() {
     );
     assert!(edgemq.stop().success());
 }
+
+#[test]
+fn an_unacknowledged_delivery_is_resent_with_dup_when_the_session_resumes() {
+    use common::raw::*;
+    use std::io::Write;
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    // MQTT 3.1.1, clean session off.
+    let (mut first, present) = connected_with(&edgemq, 4, 0x00, "keeper");
+    assert!(!present, "a new session");
+    let mut subscribe = 1u16.to_be_bytes().to_vec();
+    subscribe.extend(string(b"keep/#"));
+    subscribe.push(1);
+    first.write_all(&packet(0x82, &subscribe)).unwrap();
+    assert_eq!(next_packet(&mut first, "SUBACK"), (0x90, vec![0, 1, 1]));
+    mosquitto_pub(&edgemq, "keep/a", b"hello", &["-q", "1"]);
+    let (byte1, body) = next_packet(&mut first, "the delivery");
+    assert_eq!(byte1, 0x32, "QoS 1, not DUP: {body:02x?}");
+    let topic_and_pkid = body[..10].to_vec(); // 00 06 "keep/a" + packet id
+    assert_eq!(&body[10..], b"hello");
+    drop(first); // gone without a PUBACK
+
+    let (mut second, present) = connected_with(&edgemq, 4, 0x00, "keeper");
+    assert!(present, "the session is resumed");
+    let (byte1, body) = next_packet(&mut second, "the delivery again");
+    assert_eq!(byte1, 0x3a, "QoS 1 with DUP: {body:02x?}");
+    assert_eq!(
+        (&body[..10], &body[10..]),
+        (&topic_and_pkid[..], &b"hello"[..])
+    );
+    second.write_all(&packet(0x40, &body[8..10])).unwrap(); // PUBACK
+                                                            // Acknowledged: a third connection gets nothing again.
+    second.write_all(&[0xe0, 0]).unwrap(); // DISCONNECT
+    assert_eq!(until_closed(&mut second, "after DISCONNECT"), b"");
+    let (mut third, present) = connected_with(&edgemq, 4, 0x00, "keeper");
+    assert!(present);
+    third.write_all(&[0xc0, 0]).unwrap(); // PINGREQ: its PINGRESP comes after any resend
+    assert_eq!(next_packet(&mut third, "PINGRESP"), (0xd0, vec![]));
+    assert!(edgemq.stop().success());
+}

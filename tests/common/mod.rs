@@ -1,6 +1,8 @@
 //! Test harness: the real `edgemq` binary on ephemeral ports in a temp dir, real MQTT clients.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
