@@ -88,6 +88,31 @@ fn half_sent_http_requests_are_closed_and_connections_past_the_limit_refused() {
     assert!(edgemq.stop().success());
 }
 
+/// Found by the `http_query` fuzz target: a client that shut its side down after sending the
+/// request got no answer most of the time (hyper closed on the EOF).
+#[test]
+fn a_request_followed_by_a_half_close_is_answered() {
+    use std::io::{Read, Write};
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let mut unanswered = Vec::new();
+    for n in 1..=200 {
+        let mut socket = TcpStream::connect(edgemq.http).unwrap();
+        let request = format!(
+            "GET /api/v1/alerts?limit={n} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        );
+        socket.write_all(request.as_bytes()).unwrap();
+        socket.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut answer = String::new();
+        let _ = socket.read_to_string(&mut answer);
+        if !answer.starts_with("HTTP/1.1 200") {
+            unanswered.push((n, answer));
+        }
+    }
+    assert_eq!(unanswered, [], "requests without a 200 answer");
+    assert!(edgemq.stop().success());
+}
+
 #[test]
 fn mqtt_max_connections_closes_the_next_one_and_counts_it() {
     let dir = temp_dir();

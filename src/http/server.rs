@@ -46,6 +46,9 @@ pub async fn serve(
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
+            // A client may shut its side down once the request is sent (`nc -N`, some
+            // embedded stacks): it still gets its answer (the idle timeout ends the rest).
+            .half_close(true)
             .serve_connection(io, TowerToHyperService::new(app.clone()));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
