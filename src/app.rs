@@ -25,7 +25,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 /// A reason edgemq could not start, said in one line (exit status 2).
@@ -94,7 +94,8 @@ pub async fn run_telling(
     let capacity = config.store.queue_capacity;
     let intake = ingest::start(ingest, capacity, store.writer.queue(), stopping.clone())?;
     let mqtt = (listeners.mqtt, listeners.websocket);
-    let front_door = start_front_door(&config, mqtt, &broker, &intake, &metrics, &stopping)?;
+    let log = (Db::new(config.store.path.clone()), store.writer.committed());
+    let front_door = start_front_door(&config, mqtt, &broker, (&intake, log), &metrics, &stopping)?;
     start_rpc(&config, broker.rpc_link, &broker.outbox, &metrics)?;
     let state = AppState {
         metrics: metrics.clone(),
@@ -234,7 +235,7 @@ fn start_front_door(
     config: &Config,
     (mqtt, websocket): (TcpListener, Option<TcpListener>),
     broker: &broker::Broker,
-    intake: &flume::Sender<Intake>,
+    (intake, (db, committed)): (&flume::Sender<Intake>, (Arc<Db>, watch::Receiver<i64>)),
     metrics: &Arc<Metrics>,
     stopping: &Stopping,
 ) -> Result<FrontDoor, StartError> {
@@ -257,6 +258,8 @@ fn start_front_door(
         sys: sys_rx,
         stopping: stopping.clone(),
         parked: Default::default(),
+        log: db,
+        committed,
     };
     Ok(front_door::start(mqtt, websocket, Arc::new(shared)))
 }

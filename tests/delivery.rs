@@ -183,3 +183,84 @@ fn an_unacknowledged_delivery_is_resent_with_dup_when_the_session_resumes() {
     assert_eq!(next_packet(&mut third, "PINGRESP"), (0xd0, vec![]));
     assert!(edgemq.stop().success());
 }
+
+/// `n` QoS 1 messages on `topic`, payloads `{tag}-{i}`, from one `mosquitto_pub -l` client.
+fn publish_lines(edgemq: &Edgemq, topic: &str, tag: &str, n: usize) -> std::thread::JoinHandle<()> {
+    let lines: String = (0..n).map(|i| format!("{tag}-{i}\n")).collect();
+    let mut publisher = mosquitto(edgemq, "mosquitto_pub")
+        .args(["-t", topic, "-q", "1", "-l"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = publisher.stdin.take().unwrap();
+    let tag = tag.to_string();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(lines.as_bytes()).unwrap();
+        drop(stdin);
+        assert!(
+            publisher.wait().unwrap().success(),
+            "mosquitto_pub -l {tag}"
+        );
+    })
+}
+
+/// Every payload `{tag}-{i}` for i in 0..n exactly once, in order per tag.
+#[track_caller]
+fn all_in_order(lines: &[String], tags: &[&str], n: usize) {
+    for tag in tags {
+        let seen: Vec<usize> = lines
+            .iter()
+            .filter_map(|l| {
+                l.split_once(' ')?
+                    .1
+                    .strip_prefix(&format!("{tag}-"))?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        let expected: Vec<usize> = (0..n).collect();
+        if seen != expected {
+            let missing = expected.iter().filter(|i| !seen.contains(i)).count();
+            panic!(
+                "{tag}: {} received, {missing} missing, first {:?}",
+                seen.len(),
+                &seen[..seen.len().min(5)]
+            );
+        }
+    }
+}
+
+#[test]
+fn a_frozen_subscriber_gets_everything_after_it_thaws_and_slows_nobody() {
+    const EACH: usize = 30_000;
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let slow = Sub::start(&edgemq, &["-c", "-i", "slow", "-q", "1", "-t", "slow/#"]);
+    let mut fast = Sub::start(&edgemq, &["-q", "1", "-t", "slow/#"]);
+    slow.signal(libc::SIGSTOP);
+    let publishers = [
+        publish_lines(&edgemq, "slow/a", "a", EACH),
+        publish_lines(&edgemq, "slow/b", "b", EACH),
+    ];
+    let gap = std::time::Duration::from_secs(10);
+    let got = fast.stream(2 * EACH, gap);
+    all_in_order(&got, &["a", "b"], EACH);
+    for publisher in publishers {
+        publisher.join().unwrap();
+    }
+    let mut slow = slow;
+    slow.signal(libc::SIGCONT);
+    let got = slow.stream(2 * EACH, gap);
+    all_in_order(&got, &["a", "b"], EACH);
+    assert_eq!(
+        slow.quiet_for(std::time::Duration::from_millis(500)),
+        Vec::<String>::new()
+    );
+    let from_store = metric(&edgemq, "edgemq_delivered_from_store_total").unwrap();
+    assert!(
+        from_store > 0,
+        "the slow subscriber caught up from the store"
+    );
+    assert!(edgemq.stop().success());
+}

@@ -40,20 +40,6 @@ fn closed(streams: &mut [TcpStream]) -> usize {
     count
 }
 
-fn metric(edgemq: &Edgemq, name: &str) -> Result<u64, String> {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let text = runtime.block_on(async {
-        match reqwest::get(edgemq.url("/metrics")).await {
-            Ok(r) => r.text().await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        }
-    })?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("no {name} in /metrics"))
-}
-
 /// A normal client: publish → subscribe → stored, with `n` making the topic unique.
 fn round_trip(edgemq: &Edgemq, n: usize) {
     let mut sub = Sub::start(edgemq, &["-t", "ok/#"]);

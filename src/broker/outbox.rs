@@ -8,11 +8,14 @@ use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::protocol::{Packet, Publish, PublishProperties};
 use rumqttd::Notification;
 use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
 pub struct Outbox {
     link: Mutex<LinkTx>,
+    /// The id of the last numbered message handed to the router.
+    last_routed: AtomicI64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +26,19 @@ impl Outbox {
     pub fn new(link: LinkTx) -> Outbox {
         Outbox {
             link: Mutex::new(link),
+            last_routed: AtomicI64::new(0),
         }
+    }
+
+    /// The id of the last numbered message handed to the router: a new subscription gets what
+    /// comes after it.
+    pub fn last_routed(&self) -> i64 {
+        self.last_routed.load(Relaxed)
+    }
+
+    /// Ingest says how far it has numbered and handed over.
+    pub fn routed_through(&self, id: i64) {
+        self.last_routed.fetch_max(id, Relaxed);
     }
 
     /// Publishes on behalf of edgemq (QoS 0, not retained).

@@ -16,7 +16,7 @@ const TAKEOVER_WAIT: Duration = Duration::from_secs(3);
 enum Slot {
     /// A connection serves the session; its number.
     Live(u64),
-    Parked(Outgoing),
+    Parked(Box<Outgoing>),
 }
 
 #[derive(Default)]
@@ -40,7 +40,7 @@ impl Parked {
                 if !live || !resume || tokio::time::Instant::now() >= deadline {
                     let previous = slots.insert(client_id.clone(), Slot::Live(connection));
                     let state = match previous {
-                        Some(Slot::Parked(state)) if resume => Some(state),
+                        Some(Slot::Parked(state)) if resume => Some(*state),
                         _ => None,
                     };
                     return (connection, state);
@@ -58,7 +58,7 @@ impl Parked {
             return;
         }
         match state {
-            Some(state) => slots.insert(client_id.clone(), Slot::Parked(state)),
+            Some(state) => slots.insert(client_id.clone(), Slot::Parked(Box::new(state))),
             None => slots.remove(client_id),
         };
         drop(slots);

@@ -14,6 +14,8 @@ mod subscriptions;
 mod writer;
 use crate::ingest::{Incoming, Intake};
 use crate::metrics::Dropped;
+use crate::query::log::{self, Logged};
+use crate::query::{Db, QueryError};
 use crate::shutdown::Guard;
 use crate::store::{Publisher, Receipt, Receipts};
 use bytes::BytesMut;
@@ -79,9 +81,25 @@ pub struct Session {
 /// granted to each filter that went to the router; the new `$SYS` filters.
 type SubAckInProgress = (Vec<Option<SubscribeReasonCode>>, Vec<QoS>, Vec<String>);
 
+/// A page of the log being read, and the id it reads through.
+type PageRead = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (Result<Vec<Logged>, QueryError>, i64)> + Send>,
+>;
+
+/// Reads the log's `(after, through]` off the runtime; a failure is retried after a pause.
+fn read_page(db: Arc<Db>, after: i64, through: i64) -> PageRead {
+    Box::pin(async move {
+        let rows = db.run(move |conn| log::between(conn, after, through)).await;
+        if rows.is_err() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        (rows, through)
+    })
+}
+
 /// Deliveries are moved into `out` while it holds less than this.
 const OUT_HIGH_WATER: usize = 64 * 1024;
-/// Deliveries that may wait for a slow client before more are dropped (and counted).
+/// Deliveries that may wait for a slow client; past this it catches up from the store.
 const QUEUED_MAX: usize = 10_000;
 
 impl Session {
@@ -137,6 +155,8 @@ impl Session {
         let keep_alive = (self.client.keep_alive > 0)
             .then(|| Duration::from_millis(u64::from(self.client.keep_alive) * 1500));
         let mut heard = Instant::now();
+        let mut committed = self.shared.committed.clone();
+        let mut page: Option<PageRead> = None;
         // A resumed session sends what was unacknowledged first, as it was.
         for unacknowledged in self.outgoing.resend() {
             self.send(unacknowledged);
@@ -147,6 +167,13 @@ impl Session {
         };
         while end.is_none() {
             self.pump();
+            if page.is_none() {
+                let through = *committed.borrow_and_update();
+                page = self
+                    .outgoing
+                    .next_page(through)
+                    .map(|(after, through)| read_page(self.shared.log.clone(), after, through));
+            }
             if stopping.is_stopping() {
                 reading = None;
             }
@@ -177,6 +204,21 @@ impl Session {
                     Ok(None) => None,
                     Err(_) => Some(End::TakenOver),
                 },
+                (rows, through) = async { page.as_mut().expect("guarded").await }, if page.is_some() => {
+                    page = None;
+                    match rows {
+                        Ok(rows) => {
+                            let taken = self.outgoing.page(rows, through) as u64;
+                            self.shared.metrics.delivered_from_store.fetch_add(taken, Relaxed);
+                        }
+                        Err(e) => {
+                            tracing::warn!("client {}: reading the log: {e}", self.client.client_id);
+                            self.outgoing.page_failed();
+                        }
+                    }
+                    None
+                }
+                _ = committed.changed(), if page.is_none() && self.outgoing.catching_up() => None,
                 _ = self.receipts.changed(), if !self.waiting.is_empty() => {
                     self.release_acks();
                     None
@@ -558,7 +600,8 @@ impl Session {
         self.shared.metrics.dropped(Dropped::SessionQueueFull);
         if self.slow_warnings.allow().0 {
             tracing::warn!(
-                "client {}: {QUEUED_MAX} messages wait for it; newer ones are not delivered \
+                "client {}: {QUEUED_MAX} messages wait for it; edgemq's own publications \
+                 (alerts, replies) are not delivered to it meanwhile \
                  (edgemq_dropped_total{{reason=\"session_queue_full\"}})",
                 self.client.client_id
             );

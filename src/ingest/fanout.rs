@@ -51,7 +51,9 @@ impl Fanout {
         }
         let copies = std::mem::take(&mut self.copies);
         let n = copies.len();
-        if let Err(e) = self.router.send_all(copies) {
+        let result = self.router.send_all(copies);
+        self.router.routed_through(self.next_id - 1);
+        if let Err(e) = result {
             for _ in 0..n {
                 metrics.dropped(Dropped::NotRouted);
             }

@@ -110,6 +110,11 @@ pub const METRICS: &[Metric] = &[
         |m| m.connections_refused.load(Relaxed),
     ),
     counter(
+        "edgemq_delivered_from_store_total",
+        "Deliveries read from the store because their client had fallen behind live delivery.",
+        |m| m.delivered_from_store.load(Relaxed),
+    ),
+    counter(
         "edgemq_http_refused_total",
         "HTTP connections closed at once because [http] max_connections were open.",
         |m| m.http_refused.load(Relaxed),

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub connections_refused: AtomicU64,
     /// HTTP connections closed at once because `[http] max_connections` were open.
     pub http_refused: AtomicU64,
+    /// Deliveries read from the store for clients that fell behind.
+    pub delivered_from_store: AtomicU64,
     /// Things given up on, by reason (`Dropped`).
     pub dropped_by_reason: [AtomicU64; Dropped::ALL.len()],
     /// Messages committed to the `messages` table.
@@ -140,6 +142,7 @@ impl Default for Metrics {
             bytes_sent: Default::default(),
             connections_total: Default::default(),
             connections_refused: Default::default(),
+            delivered_from_store: Default::default(),
             http_refused: Default::default(),
             dropped_by_reason: Default::default(),
             stored: Default::default(),

@@ -1,6 +1,7 @@
 //! The read side shared by HTTP and RPC: a small pool of read-only connections and the queries
 //! the APIs make. Every query is served by an index; nothing here writes.
 
+pub mod log;
 pub mod messages;
 pub mod native;
 pub mod rpc;

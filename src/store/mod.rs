@@ -49,7 +49,7 @@ pub fn start(section: &StoreSection, metrics: Arc<Metrics>) -> Result<Started, S
         .database_ok
         .store(true, std::sync::atomic::Ordering::Relaxed);
     let retention = section.retention.clone();
-    let writer = start_writer(conn, section.batch_max, retention, metrics)
+    let writer = start_writer(conn, section.batch_max, retention, metrics, next_id - 1)
         .map_err(|e| format!("cannot start the store's writer: {e}"))?;
     Ok(Started {
         writer,
@@ -231,6 +231,12 @@ impl Batch {
 }
 
 impl Batch {
+    /// The highest message (or dead letter) id in the batch.
+    pub fn last_id(&self) -> Option<i64> {
+        let records = self.records.iter().map(|r| r.id);
+        records.chain(self.dead_letters.iter().map(|d| d.id)).max()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
             && self.dead_letters.is_empty()

@@ -26,12 +26,18 @@ pub enum StoreOp {
 pub struct WriterHandle {
     ops: flume::Sender<StoreOp>,
     thread: JoinHandle<()>,
+    committed: tokio::sync::watch::Receiver<i64>,
 }
 
 impl WriterHandle {
     /// Where ingest hands its batches.
     pub fn queue(&self) -> flume::Sender<StoreOp> {
         self.ops.clone()
+    }
+
+    /// The highest message id committed so far (sessions read the log up to it).
+    pub fn committed(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.committed.clone()
     }
 
     /// Commits what is queued, closes the database and waits for the thread to end.
@@ -44,16 +50,23 @@ impl WriterHandle {
 /// Batches of records that may wait for the writer; each holds up to `batch_max` messages.
 const QUEUED_BATCHES: usize = 4;
 
-/// Starts the writer thread on an open connection.
+/// Starts the writer thread on an open connection where every id up to `committed_through`
+/// is already written.
 pub fn start_writer(
     conn: Connection,
     batch_max: usize,
     retention: BTreeMap<String, Duration>,
     metrics: Arc<Metrics>,
+    committed_through: i64,
 ) -> std::io::Result<WriterHandle> {
     let (ops, rx) = flume::bounded(QUEUED_BATCHES);
-    let thread = spawn_writer(conn, rx, batch_max, retention, metrics)?;
-    Ok(WriterHandle { ops, thread })
+    let (committed_tx, committed) = tokio::sync::watch::channel(committed_through);
+    let thread = spawn_writer(conn, rx, batch_max, retention, metrics, committed_tx)?;
+    Ok(WriterHandle {
+        ops,
+        thread,
+        committed,
+    })
 }
 
 /// Starts the writer thread on an open connection, reading `ops`.
@@ -63,6 +76,7 @@ fn spawn_writer(
     batch_max: usize,
     retention: BTreeMap<String, Duration>,
     metrics: Arc<Metrics>,
+    committed: tokio::sync::watch::Sender<i64>,
 ) -> std::io::Result<JoinHandle<()>> {
     let retention = Retention::new(retention);
     std::thread::Builder::new()
@@ -73,6 +87,7 @@ fn spawn_writer(
                 metrics,
                 retention,
                 size_measured: None,
+                committed,
             }
             .run(ops, batch_max)
         })
@@ -84,6 +99,8 @@ struct Writer {
     retention: Retention,
     /// When the database's size on disk was last measured for `/metrics`.
     size_measured: Option<Instant>,
+    /// The highest message id committed.
+    committed: tokio::sync::watch::Sender<i64>,
 }
 
 impl Writer {
@@ -116,6 +133,13 @@ impl Writer {
             if !batch.is_empty() {
                 self.commit_until_written(&batch);
                 super::receipt::release(&batch.receipts);
+                if let Some(last) = batch.last_id() {
+                    self.committed.send_if_modified(|through| {
+                        let newer = last > *through;
+                        *through = (*through).max(last);
+                        newer
+                    });
+                }
                 batch = Batch::default();
             }
             for done in barriers.drain(..) {

@@ -473,6 +473,32 @@ impl Sub {
         out
     }
 
+    /// Sends the subscriber a signal (SIGSTOP freezes it, SIGCONT lets it go on).
+    pub fn signal(&self, signal: i32) {
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
+    /// The next `n` messages, however long they take to come while each comes within
+    /// `gap` of the last.
+    #[track_caller]
+    pub fn stream(&mut self, n: usize, gap: Duration) -> Vec<String> {
+        let mut out: Vec<String> = self.early.drain(..).collect();
+        while out.len() < n {
+            match self.lines.recv_timeout(gap) {
+                Ok(line) if is_debug(&line) => {}
+                Ok(line) => out.push(line),
+                Err(_) => panic!(
+                    "waited for {n} messages; got {}, then nothing for {gap:?}; last: {:?}",
+                    out.len(),
+                    out.last()
+                ),
+            }
+        }
+        out
+    }
+
     /// Waits for mosquitto_sub to exit by itself (after `-C N` messages), and says how.
     #[track_caller]
     pub fn wait_exit(&mut self) -> ExitStatus {
@@ -495,4 +521,19 @@ impl Drop for Sub {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// One counter or gauge from edgemq's `/metrics`.
+pub fn metric(edgemq: &Edgemq, name: &str) -> Result<u64, String> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let text = runtime.block_on(async {
+        match reqwest::get(edgemq.url("/metrics")).await {
+            Ok(r) => r.text().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    })?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("no {name} in /metrics"))
 }

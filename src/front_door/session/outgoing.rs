@@ -2,17 +2,28 @@
 //! forwards one copy per matching filter; here each message is taken once (by its stamp's id),
 //! at the lower of the QoS it was published with and the highest QoS granted to a matching
 //! filter. QoS 1 and 2 deliveries get this session's packet ids and stay in flight until the
-//! client acknowledges them, at most `window` at a time; the rest wait, in order, in a bounded
-//! queue (what does not fit is counted, never silent).
+//! client acknowledges them, at most `window` at a time; the rest wait, in order.
+//!
+//! The queue is bounded. When it is full the session falls back on the store: it remembers
+//! the last id it took (`cursor`), keeps only the newest live copies in a ring, and reads the
+//! log from the cursor in pages as the client makes room; once the pages reach what the ring
+//! holds without a gap, it rejoins live there. A slow client gets everything, in order, and
+//! memory stays bounded however far behind it is.
 
 use crate::broker::stamp::unstamp;
+use crate::query::log::Logged;
 use crate::topic;
+use bytes::Bytes;
 use rumqttd::protocol::{Packet, PubRel, PubRelReason, Publish, PublishProperties, QoS};
 use rumqttd::Forward;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// Ids of messages whose other copies are still to come, remembered at most this long.
 const COPIES_REMEMBERED: usize = 4096;
+/// Ids of the log read per page while catching up.
+pub const PAGE_IDS: i64 = 2_000;
+/// Live copies kept while catching up (the newest).
+const RING: usize = 2_000;
 
 /// One message on its way to the client.
 #[derive(Debug, Clone)]
@@ -37,8 +48,24 @@ pub enum Accepted {
     Duplicate,
     /// No filter of the session matches any more (an UNSUBSCRIBE crossed it).
     Unmatched,
-    /// The queue was full.
+    /// The queue was full and the message is not in the store (edgemq's own publications).
     Dropped,
+}
+
+/// Whether the session takes live copies or reads the log.
+#[derive(Debug, Clone)]
+enum Mode {
+    Live,
+    CatchUp {
+        /// Every message up to this id has been read from the log.
+        after: i64,
+        /// The newest live copies, by id.
+        ring: VecDeque<(i64, Delivery)>,
+        /// The highest id the ring let go of: pages must pass it before rejoining live.
+        evicted_through: i64,
+        /// A page is being read.
+        reading: bool,
+    },
 }
 
 /// A packet to write, and for a PUBLISH the QoS and packet id it goes out with.
@@ -60,6 +87,12 @@ pub struct Outgoing {
     limit: usize,
     /// Message id → copies still expected from the router.
     copies: BTreeMap<i64, usize>,
+    /// The highest id of a stored message taken for the client.
+    cursor: i64,
+    /// Live copies up to this id are not taken: routed before the session subscribed, or
+    /// already read from the log.
+    skip_through: i64,
+    mode: Mode,
 }
 
 impl Outgoing {
@@ -74,6 +107,17 @@ impl Outgoing {
             waiting: VecDeque::new(),
             limit,
             copies: BTreeMap::new(),
+            cursor: 0,
+            skip_through: 0,
+            mode: Mode::Live,
+        }
+    }
+
+    /// Messages up to `id` were routed before the session subscribed: not for it.
+    pub fn start_after(&mut self, id: i64) {
+        if self.cursor == 0 {
+            self.cursor = id;
+            self.skip_through = id;
         }
     }
 
@@ -117,16 +161,132 @@ impl Outgoing {
             }
         }
         let published = stamp.map_or(QoS::AtMostOnce, |s| qos_of(s.qos));
-        let qos = lower(published, granted);
-        if self.waiting.len() >= self.limit {
-            return Accepted::Dropped;
-        }
-        self.waiting.push_back(Delivery {
+        let delivery = Delivery {
             publish: forward.publish,
             properties,
-            qos,
-        });
-        Accepted::Queued
+            qos: lower(published, granted),
+        };
+        // A retained message sent for a new subscription is not part of the live log.
+        let id = match forward.cursor {
+            Some(_) => stamp.map_or(0, |s| s.id),
+            None => 0,
+        };
+        self.take(id, delivery)
+    }
+
+    /// A live copy of message `id` (0 or less: not to be read from the log).
+    fn take(&mut self, id: i64, delivery: Delivery) -> Accepted {
+        let full = self.waiting.len() >= self.limit;
+        match &mut self.mode {
+            _ if id <= 0 && full => Accepted::Dropped,
+            _ if id <= 0 => {
+                self.waiting.push_back(delivery);
+                Accepted::Queued
+            }
+            Mode::Live if id <= self.skip_through => Accepted::Duplicate,
+            Mode::Live if full => {
+                let mut ring = VecDeque::with_capacity(RING);
+                ring.push_back((id, delivery));
+                self.mode = Mode::CatchUp {
+                    after: self.cursor,
+                    ring,
+                    evicted_through: self.cursor,
+                    reading: false,
+                };
+                Accepted::Queued
+            }
+            Mode::Live => {
+                self.cursor = self.cursor.max(id);
+                self.waiting.push_back(delivery);
+                Accepted::Queued
+            }
+            Mode::CatchUp {
+                ring,
+                evicted_through,
+                ..
+            } => {
+                ring.push_back((id, delivery));
+                if ring.len() > RING {
+                    if let Some((old, _)) = ring.pop_front() {
+                        *evicted_through = (*evicted_through).max(old);
+                    }
+                }
+                Accepted::Queued
+            }
+        }
+    }
+
+    /// Whether the session is reading the log.
+    pub fn catching_up(&self) -> bool {
+        matches!(self.mode, Mode::CatchUp { .. })
+    }
+
+    /// The page of the log to read next, `(after, through]`, when there is room for it and
+    /// something committed to read; the caller reads it and hands it to `page`.
+    pub fn next_page(&mut self, committed: i64) -> Option<(i64, i64)> {
+        let room = self.waiting.len() + PAGE_IDS as usize <= self.limit;
+        match &mut self.mode {
+            Mode::CatchUp { after, reading, .. } if !*reading && room && *after < committed => {
+                *reading = true;
+                Some((*after, committed.min(*after + PAGE_IDS)))
+            }
+            _ => None,
+        }
+    }
+
+    /// A page of the log, `(after, through]`: what the client's filters match goes to the
+    /// queue; once the pages have passed what the ring let go of, the session is live again.
+    pub fn page(&mut self, rows: Vec<Logged>, through: i64) -> usize {
+        let before = self.waiting.len();
+        for row in rows {
+            let granted = self
+                .granted
+                .iter()
+                .filter(|(filter, _)| topic::matches(shared_filter(filter), &row.topic))
+                .map(|(_, qos)| *qos)
+                .max_by_key(|q| *q as u8);
+            if let Some(granted) = granted {
+                let publish = Publish::new(Bytes::from(row.topic), Bytes::from(row.payload), false);
+                let qos = lower(qos_of(row.qos), granted);
+                self.waiting.push_back(Delivery {
+                    publish,
+                    properties: None,
+                    qos,
+                });
+            }
+        }
+        self.cursor = self.cursor.max(through);
+        let taken = self.waiting.len() - before;
+        let Mode::CatchUp {
+            after,
+            ring,
+            evicted_through,
+            reading,
+        } = &mut self.mode
+        else {
+            return taken;
+        };
+        *after = through;
+        *reading = false;
+        if *after >= *evicted_through && self.waiting.len() + ring.len() <= self.limit {
+            let ring = std::mem::take(ring);
+            self.mode = Mode::Live;
+            self.skip_through = through;
+            for (id, delivery) in ring {
+                if id > through {
+                    self.cursor = self.cursor.max(id);
+                    self.waiting.push_back(delivery);
+                }
+            }
+        }
+        taken
+    }
+
+    /// A page could not be read: it is asked for again.
+    pub fn page_failed(&mut self) {
+        if let Mode::CatchUp { reading, .. } = &mut self.mode {
+            *reading = false;
+        }
     }
 
     /// Whether message `id` was already taken from another of its `copies` copies.

@@ -46,6 +46,7 @@ impl Session {
                 codes.push(None);
                 // [MQTT-3.8.4-3] Subscribing again replaces the subscription and its QoS.
                 let granted = filter.qos;
+                self.outgoing.start_after(self.shared.outbox.last_routed());
                 self.outgoing.grant(&filter.path, granted);
                 granted_qos.push(granted);
                 forward.push(Filter {
