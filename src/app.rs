@@ -86,7 +86,11 @@ pub async fn run_telling(
         routes: config.routes(),
         rules: rules(&config, store.rules_state),
         notices,
-        fanout: ingest::Fanout::new(broker.outbox.clone(), store.next_id),
+        fanout: ingest::Fanout::new(
+            broker.outbox.clone(),
+            broker.retained.clone(),
+            store.next_id,
+        ),
         metrics: metrics.clone(),
         batch_max: config.store.batch_max,
         warnings: Throttle::new(DEAD_LETTER_WARNINGS_PER_SECOND),
@@ -258,6 +262,7 @@ fn start_front_door(
         sys: sys_rx,
         stopping: stopping.clone(),
         parked: Default::default(),
+        retained: broker.retained.clone(),
         log: db,
         committed,
     };

@@ -264,3 +264,52 @@ fn a_frozen_subscriber_gets_everything_after_it_thaws_and_slows_nobody() {
     );
     assert!(edgemq.stop().success());
 }
+
+/// Publishes `n` retained messages, `r/{i}` → `{i}`, at QoS 1, and waits for the last PUBACK.
+async fn retain_many(edgemq: &Edgemq, n: usize) {
+    let (client, mut eventloop) = mqtt_client(edgemq.mqtt, "retainer");
+    let driver = tokio::spawn(async move {
+        let mut acked = 0;
+        while acked < n {
+            match eventloop.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => acked += 1,
+                Ok(_) => {}
+                Err(e) => panic!("retainer: {e}"),
+            }
+        }
+    });
+    for i in 0..n {
+        let topic = format!("r/{i}");
+        let qos = rumqttc::QoS::AtLeastOnce;
+        client
+            .publish(topic, qos, true, i.to_string())
+            .await
+            .unwrap();
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(60), driver)
+        .await
+        .expect("every retained message acknowledged")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_subscriber_gets_every_retained_message_however_many() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    for n in [1_000, 100_000] {
+        retain_many(&edgemq, n).await;
+        let mut sub = Sub::start(&edgemq, &["-q", "1", "-t", "r/#"]);
+        let got = tokio::task::block_in_place(|| sub.stream(n, std::time::Duration::from_secs(10)));
+        let distinct: std::collections::HashSet<&String> = got.iter().collect();
+        assert_eq!(distinct.len(), n, "{n} retained topics, each once");
+        assert!(got.iter().all(|l| {
+            let (topic, payload) = l.split_once(' ').unwrap();
+            topic.strip_prefix("r/") == Some(payload)
+        }));
+        assert_eq!(
+            sub.quiet_for(std::time::Duration::from_millis(300)),
+            Vec::<String>::new()
+        );
+    }
+    assert!(edgemq.stop().success());
+}

@@ -5,6 +5,7 @@
 //! `RouterHandle`.
 
 mod outbox;
+pub mod retained;
 pub mod stamp;
 
 pub use outbox::{Outbox, PublishError};
@@ -103,6 +104,8 @@ pub struct Broker {
     pub router: RouterHandle,
     /// Publishes on edgemq's behalf.
     pub outbox: Arc<Outbox>,
+    /// Retained messages, restored from the store.
+    pub retained: Arc<retained::Retained>,
     /// The link MQTT requests arrive on (taken by `rpc`).
     pub rpc_link: Option<(LinkTx, LinkRx)>,
 }
@@ -138,16 +141,26 @@ pub fn start(
         .name("outbox-link".into())
         .spawn(move || outbox::drain(outbox_rx))?;
     let (rpc_tx, rpc_rx, _) = router.link(RPC_CLIENT_ID, true).map_err(StartError::Link)?;
-    let count = retained.len();
+    let kept = Arc::new(retained::Retained::default());
     for (topic, payload, qos) in retained {
-        outbox.publish_retained(topic.into(), payload.into(), qos)?;
+        let properties = None;
+        let payload = payload.into();
+        kept.set(
+            &topic,
+            retained::Kept {
+                payload,
+                qos,
+                properties,
+            },
+        );
     }
-    if count > 0 {
-        tracing::info!("{count} retained messages restored");
+    if !kept.is_empty() {
+        tracing::info!("{} retained messages restored", kept.len());
     }
     Ok(Broker {
         router,
         outbox,
+        retained: kept,
         rpc_link: Some((rpc_tx, rpc_rx)),
     })
 }

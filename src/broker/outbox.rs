@@ -1,6 +1,6 @@
 //! The one link every copy reaches the router on: ingest's numbered copies of what clients
-//! publish (last wills included), and edgemq's own publications (alerts, MQTT replies, the
-//! retained messages restored at start-up), which are not stored. Every copy is stamped.
+//! publish (last wills included), and edgemq's own publications (alerts, MQTT replies), which
+//! are not stored. Every copy is stamped.
 
 use super::stamp::{stamp, Stamp};
 use bytes::Bytes;
@@ -56,18 +56,6 @@ impl Outbox {
     ) -> Result<(), PublishError> {
         let publish = Publish::new(Bytes::from(topic.to_string()), payload.into(), false);
         self.send(publish, reply_properties(correlation))
-    }
-
-    /// Sets a retained message in the router (start-up restore), with the QoS it was
-    /// published with.
-    pub fn publish_retained(
-        &self,
-        topic: Bytes,
-        payload: Bytes,
-        qos: u8,
-    ) -> Result<(), PublishError> {
-        let properties = stamp(None, Stamp { id: 0, qos });
-        self.send_all(vec![(Publish::new(topic, payload, true), properties)])
     }
 
     /// edgemq's own publication (not stored): stamped with id 0 and QoS 1.

@@ -116,6 +116,8 @@ pub struct Shared {
     pub stopping: Stopping,
     /// Persistent sessions' own state while their clients are away.
     pub parked: parked::Parked,
+    /// Retained messages, for new subscriptions.
+    pub retained: Arc<crate::broker::retained::Retained>,
     /// The store's log, for sessions that fell behind, and how far it is committed.
     pub log: Arc<crate::query::Db>,
     pub committed: watch::Receiver<i64>,

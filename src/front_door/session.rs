@@ -79,7 +79,11 @@ pub struct Session {
 
 /// Per filter of a SUBSCRIBE: our own code, or `None` where the router's comes in; the QoS
 /// granted to each filter that went to the router; the new `$SYS` filters.
-type SubAckInProgress = (Vec<Option<SubscribeReasonCode>>, Vec<QoS>, Vec<String>);
+type SubAckInProgress = (
+    Vec<Option<SubscribeReasonCode>>,
+    Vec<(String, QoS)>,
+    Vec<String>,
+);
 
 /// A page of the log being read, and the id it reads through.
 type PageRead = std::pin::Pin<

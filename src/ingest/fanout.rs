@@ -1,9 +1,11 @@
 //! Numbering and fan-out: every message received gets the next id of the log (shared by
 //! `messages` and `dead_letters`), and its copy goes to the router in that order, stamped with
 //! the id and the QoS it was published with, so each router filter's log is in id order.
-//! Topics starting with `$` are stored, not routed (as Mosquitto does).
+//! Topics starting with `$` are stored, not routed (as Mosquitto does). A retained publish also
+//! sets the topic's retained message.
 
 use super::Incoming;
+use crate::broker::retained::{Kept, Retained};
 use crate::broker::stamp::{stamp, Stamp};
 use crate::broker::Outbox;
 use crate::metrics::{Dropped, Metrics};
@@ -12,6 +14,7 @@ use std::sync::Arc;
 
 pub struct Fanout {
     router: Arc<Outbox>,
+    retained: Arc<Retained>,
     next_id: i64,
     /// Copies numbered since the last hand-over, in id order.
     copies: Vec<(Publish, PublishProperties)>,
@@ -19,9 +22,10 @@ pub struct Fanout {
 
 impl Fanout {
     /// Numbers from `next_id` (the store's: past everything kept).
-    pub fn new(router: Arc<Outbox>, next_id: i64) -> Fanout {
+    pub fn new(router: Arc<Outbox>, retained: Arc<Retained>, next_id: i64) -> Fanout {
         Fanout {
             router,
+            retained,
             next_id,
             copies: Vec::new(),
         }
@@ -36,8 +40,23 @@ impl Fanout {
                 .publisher
                 .as_ref()
                 .map_or((0, false), |p| (p.qos, p.retain));
-            let copy = Publish::new(incoming.topic.clone(), incoming.payload.clone(), retain);
             let properties = incoming.properties.as_deref().cloned();
+            if retain {
+                let topic = String::from_utf8_lossy(&incoming.topic);
+                let payload = incoming.payload.clone();
+                let properties = properties.clone();
+                self.retained.set(
+                    &topic,
+                    Kept {
+                        payload,
+                        qos,
+                        properties,
+                    },
+                );
+            }
+            // Live copies are not retained ([MQTT-3.3.1-9]); sessions send retained messages
+            // to new subscriptions from `retained`.
+            let copy = Publish::new(incoming.topic.clone(), incoming.payload.clone(), false);
             self.copies
                 .push((copy, stamp(properties, Stamp { id, qos })));
         }

@@ -10,6 +10,7 @@
 //! holds without a gap, it rejoins live there. A slow client gets everything, in order, and
 //! memory stays bounded however far behind it is.
 
+use crate::broker::retained::Kept;
 use crate::broker::stamp::unstamp;
 use crate::query::log::Logged;
 use crate::topic;
@@ -172,6 +173,15 @@ impl Outgoing {
             None => 0,
         };
         self.take(id, delivery)
+    }
+
+    /// A retained message for a new subscription granted `granted`: sent whatever waits.
+    pub fn retained(&mut self, topic: String, kept: Kept, granted: QoS) {
+        self.waiting.push_back(Delivery {
+            publish: Publish::new(Bytes::from(topic), kept.payload, true),
+            properties: kept.properties,
+            qos: lower(qos_of(kept.qos), granted),
+        });
     }
 
     /// A live copy of message `id` (0 or less: not to be read from the log).

@@ -8,7 +8,7 @@ use super::Session;
 use crate::front_door::sys::{self, is_sys_filter, SysTree};
 use crate::topic;
 use rumqttd::protocol::{
-    Filter, Packet, PingReq, Publish, QoS, SubAck, SubAckProperties, Subscribe,
+    Filter, Packet, PingReq, Publish, QoS, RetainForwardRule, SubAck, SubAckProperties, Subscribe,
     SubscribeProperties, SubscribeReasonCode, UnsubAckReason, Unsubscribe, UnsubscribeProperties,
 };
 use std::sync::atomic::Ordering::Relaxed;
@@ -48,9 +48,11 @@ impl Session {
                 let granted = filter.qos;
                 self.outgoing.start_after(self.shared.outbox.last_routed());
                 self.outgoing.grant(&filter.path, granted);
-                granted_qos.push(granted);
+                granted_qos.push((filter.path.clone(), granted));
+                // Retained messages come from edgemq, after the SUBACK.
                 forward.push(Filter {
                     qos: QoS::AtMostOnce,
+                    retain_forward_rule: RetainForwardRule::Never,
                     ..filter
                 });
             }
@@ -138,17 +140,23 @@ impl Session {
         };
         // The router subscribed at QoS 0; the client is told the QoS edgemq granted.
         let mut from_router = suback.return_codes.into_iter().zip(granted);
+        let mut subscribed = Vec::new();
         let return_codes = codes
             .into_iter()
             .map(|code| {
                 code.or_else(|| {
-                    from_router.next().map(|(code, granted)| match code {
-                        SubscribeReasonCode::Success(_)
-                        | SubscribeReasonCode::QoS0
-                        | SubscribeReasonCode::QoS1
-                        | SubscribeReasonCode::QoS2 => SubscribeReasonCode::Success(granted),
-                        refused => refused,
-                    })
+                    from_router
+                        .next()
+                        .map(|(code, (filter, granted))| match code {
+                            SubscribeReasonCode::Success(_)
+                            | SubscribeReasonCode::QoS0
+                            | SubscribeReasonCode::QoS1
+                            | SubscribeReasonCode::QoS2 => {
+                                subscribed.push((filter, granted));
+                                SubscribeReasonCode::Success(granted)
+                            }
+                            refused => refused,
+                        })
                 })
                 .unwrap_or(SubscribeReasonCode::Failure)
             })
@@ -159,5 +167,15 @@ impl Session {
         };
         self.write(Packet::SubAck(suback, properties));
         self.send_new_sys(&new_sys);
+        for (filter, granted) in subscribed {
+            let filter = filter
+                .strip_prefix("$share/")
+                .map_or(filter.as_str(), |rest| {
+                    rest.split_once('/').map_or(rest, |(_, f)| f)
+                });
+            for (topic, kept) in self.shared.retained.matching(filter) {
+                self.outgoing.retained(topic, kept, granted);
+            }
+        }
     }
 }
