@@ -313,3 +313,24 @@ async fn a_new_subscriber_gets_every_retained_message_however_many() {
     }
     assert!(edgemq.stop().success());
 }
+
+#[test]
+fn a_persistent_session_gets_everything_published_while_away_beyond_the_routers_budget() {
+    const N: usize = 5_000;
+    let dir = temp_dir();
+    // 8 KiB per router filter: the router itself keeps about 50 of these for the absent client.
+    let config = "[router]\nmax_segment_size = 4096\nmax_segment_count = 2\n";
+    let edgemq = Edgemq::with_config(dir.path(), config);
+    let args = ["-c", "-i", "away", "-q", "1", "-t", "away/#"];
+    let mut first = Sub::start(&edgemq, &args);
+    first.kill();
+    publish_lines(&edgemq, "away/x", "m", N).join().unwrap();
+    let mut again = Sub::start(&edgemq, &args);
+    let got = again.stream(N, std::time::Duration::from_secs(10));
+    all_in_order(&got, &["m"], N);
+    assert_eq!(
+        again.quiet_for(std::time::Duration::from_millis(300)),
+        Vec::<String>::new()
+    );
+    assert!(edgemq.stop().success());
+}

@@ -132,7 +132,7 @@ impl Session {
             sys_filters: Vec::new(),
             outgoing: match resumed {
                 Some(mut parked) => {
-                    parked.set_window(window);
+                    parked.resume(window);
                     parked
                 }
                 None => Outgoing::new(window, QUEUED_MAX),

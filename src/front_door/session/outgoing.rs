@@ -62,8 +62,10 @@ enum Mode {
         after: i64,
         /// The newest live copies, by id.
         ring: VecDeque<(i64, Delivery)>,
-        /// The highest id the ring let go of: pages must pass it before rejoining live.
-        evicted_through: i64,
+        /// Pages must pass this id before rejoining live: the highest id the ring let go of,
+        /// or, for a resumed session, the id before the first live copy (`None` until one
+        /// comes: what the router kept for the absent client may have gaps).
+        evicted_through: Option<i64>,
         /// A page is being read.
         reading: bool,
     },
@@ -122,9 +124,19 @@ impl Outgoing {
         }
     }
 
-    /// A resumed session's window is its new connection's.
-    pub fn set_window(&mut self, window: usize) {
+    /// A resumed session: its new connection's window, and what was published while its client
+    /// was away read from the log (the router's own queue for it is bounded), from the last
+    /// message it took.
+    pub fn resume(&mut self, window: usize) {
         self.window = window.max(1);
+        if let Mode::Live = self.mode {
+            self.mode = Mode::CatchUp {
+                after: self.cursor,
+                ring: VecDeque::with_capacity(RING),
+                evicted_through: None,
+                reading: false,
+            };
+        }
     }
 
     /// Subscribes `filter` at `qos`, or changes the QoS of an existing subscription.
@@ -200,7 +212,7 @@ impl Outgoing {
                 self.mode = Mode::CatchUp {
                     after: self.cursor,
                     ring,
-                    evicted_through: self.cursor,
+                    evicted_through: Some(self.cursor),
                     reading: false,
                 };
                 Accepted::Queued
@@ -216,9 +228,10 @@ impl Outgoing {
                 ..
             } => {
                 ring.push_back((id, delivery));
+                let through = evicted_through.get_or_insert(id - 1);
                 if ring.len() > RING {
                     if let Some((old, _)) = ring.pop_front() {
-                        *evicted_through = (*evicted_through).max(old);
+                        *through = (*through).max(old);
                     }
                 }
                 Accepted::Queued
@@ -239,6 +252,11 @@ impl Outgoing {
             Mode::CatchUp { after, reading, .. } if !*reading && room && *after < committed => {
                 *reading = true;
                 Some((*after, committed.min(*after + PAGE_IDS)))
+            }
+            Mode::CatchUp { after, reading, .. } if !*reading && *after >= committed => {
+                let after = *after;
+                self.rejoin(after);
+                None
             }
             _ => None,
         }
@@ -267,29 +285,39 @@ impl Outgoing {
         }
         self.cursor = self.cursor.max(through);
         let taken = self.waiting.len() - before;
-        let Mode::CatchUp {
-            after,
-            ring,
-            evicted_through,
-            reading,
-        } = &mut self.mode
-        else {
+        let Mode::CatchUp { after, reading, .. } = &mut self.mode else {
             return taken;
         };
         *after = through;
         *reading = false;
-        if *after >= *evicted_through && self.waiting.len() + ring.len() <= self.limit {
-            let ring = std::mem::take(ring);
-            self.mode = Mode::Live;
-            self.skip_through = through;
-            for (id, delivery) in ring {
-                if id > through {
-                    self.cursor = self.cursor.max(id);
-                    self.waiting.push_back(delivery);
-                }
+        self.rejoin(through);
+        taken
+    }
+
+    /// Goes live again once the log has been read through `through`, if the ring holds every
+    /// live copy after it and the queue has room for them.
+    fn rejoin(&mut self, through: i64) {
+        let Mode::CatchUp {
+            ring,
+            evicted_through,
+            ..
+        } = &mut self.mode
+        else {
+            return;
+        };
+        let gap_until = evicted_through.unwrap_or(i64::MIN);
+        if through < gap_until || self.waiting.len() + ring.len() > self.limit {
+            return;
+        }
+        let ring = std::mem::take(ring);
+        self.mode = Mode::Live;
+        self.skip_through = through;
+        for (id, delivery) in ring {
+            if id > through {
+                self.cursor = self.cursor.max(id);
+                self.waiting.push_back(delivery);
             }
         }
-        taken
     }
 
     /// A page could not be read: it is asked for again.
