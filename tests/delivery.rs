@@ -334,3 +334,26 @@ fn a_persistent_session_gets_everything_published_while_away_beyond_the_routers_
     );
     assert!(edgemq.stop().success());
 }
+
+#[test]
+fn an_mqtt_5_session_lasts_as_long_as_its_expiry_interval() {
+    use common::raw::*;
+    use std::io::Write;
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let two_seconds = [0x11, 0, 0, 0, 2];
+    let normal_disconnect = [0xe0, 0];
+    let (mut first, present) = connected_v5(&edgemq, 0x00, "expiring", &two_seconds);
+    assert!(!present, "a new session");
+    first.write_all(&normal_disconnect).unwrap();
+    assert_eq!(until_closed(&mut first, "DISCONNECT"), b"");
+    let (mut second, present) = connected_v5(&edgemq, 0x00, "expiring", &two_seconds);
+    assert!(present, "back within 2 s: the session is there");
+    second.write_all(&normal_disconnect).unwrap();
+    assert_eq!(until_closed(&mut second, "DISCONNECT"), b"");
+    // The expiry is the behaviour under test: nothing to wait for but the clock.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let (_third, present) = connected_v5(&edgemq, 0x00, "expiring", &two_seconds);
+    assert!(!present, "after 4 s the 2 s session is gone");
+    assert!(edgemq.stop().success());
+}

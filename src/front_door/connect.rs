@@ -15,6 +15,7 @@ use rumqttd::protocol::{
 use rumqttd::Notification;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// How many QoS 1/2 publishes an MQTT 5 client may have unacknowledged: with durable acks
@@ -32,6 +33,8 @@ pub struct Client {
     pub keep_alive: u16,
     /// The session ends with the connection (clean session / clean start without expiry).
     pub clean: bool,
+    /// How long the session is kept once the connection ends (None: for ever).
+    pub expiry: Option<Duration>,
     /// The router kept a session for this client id.
     pub session_present: bool,
     /// MQTT 5: how many QoS 1/2 deliveries the client takes unacknowledged.
@@ -148,6 +151,10 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         Version::V5 => expiry == 0,
         _ => connect.clean_session,
     };
+    let expiry = match version {
+        Version::V5 => session_expiry(expiry),
+        _ => shared.settings.persistent_client_expiration,
+    };
     let assigned = connect.client_id.is_empty();
     if assigned && !clean && version != Version::V5 {
         let _ = socket
@@ -162,7 +169,9 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let router_id = router_client_id(&client_id);
     let router = shared.router.clone();
-    let linked = tokio::task::spawn_blocking(move || router.link(&router_id, clean)).await;
+    // A session that expired while its client was away is gone: the router forgets it too.
+    let fresh = clean || shared.parked.forget_if_expired(&client_id);
+    let linked = tokio::task::spawn_blocking(move || router.link(&router_id, fresh)).await;
     let (link_tx, link_rx, notification) = match linked {
         Ok(Ok(link)) => link,
         Ok(Err(e)) => {
@@ -209,6 +218,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         username: login.map(|l| Arc::from(l.username.as_str())),
         keep_alive: connect.keep_alive,
         clean,
+        expiry,
         session_present,
         receive_maximum: properties.as_ref().and_then(|p| p.receive_maximum),
         will: will.map(|w| to_will(w, will_properties)),
@@ -282,6 +292,11 @@ pub fn router_client_id(id: &str) -> String {
         out.replace_range(..1, "%65");
     }
     out
+}
+
+/// An MQTT 5 Session Expiry Interval: seconds, with 0xFFFFFFFF meaning for ever.
+pub fn session_expiry(seconds: u32) -> Option<Duration> {
+    (seconds != u32::MAX).then(|| Duration::from_secs(u64::from(seconds)))
 }
 
 #[cfg(test)]

@@ -50,6 +50,11 @@ pub struct MqttSection {
     /// QoS 1/2 deliveries a client may have unacknowledged (Mosquitto's option; an MQTT 5
     /// client's own Receive Maximum lowers it).
     pub max_inflight_messages: usize,
+    /// How long an MQTT 3.x persistent session (clean session off) is kept after its client
+    /// left (Mosquitto's `persistent_client_expiration`). None: forever. MQTT 5 clients say
+    /// their own (Session Expiry Interval).
+    #[serde(with = "humantime_serde")]
+    pub persistent_client_expiration: Option<Duration>,
     /// Most client connections at once (TCP and WebSocket together, counted from accept);
     /// more are closed as they come, and counted. None: no limit (Mosquitto's -1).
     pub max_connections: Option<usize>,
@@ -68,6 +73,7 @@ impl Default for MqttSection {
             max_packet_size: 4 * 1024 * 1024,
             durable_acks: true,
             max_inflight_messages: 100,
+            persistent_client_expiration: None,
             max_connections: None,
             sys_interval: Duration::from_secs(10),
         }

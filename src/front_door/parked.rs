@@ -7,7 +7,7 @@ use super::session::Outgoing;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 /// How long a new connection waits for the session it takes over to hand its state on.
@@ -16,7 +16,8 @@ const TAKEOVER_WAIT: Duration = Duration::from_secs(3);
 enum Slot {
     /// A connection serves the session; its number.
     Live(u64),
-    Parked(Box<Outgoing>),
+    /// Kept for its client until the deadline (None: for ever).
+    Parked(Box<Outgoing>, Option<Instant>),
 }
 
 #[derive(Default)]
@@ -40,7 +41,9 @@ impl Parked {
                 if !live || !resume || tokio::time::Instant::now() >= deadline {
                     let previous = slots.insert(client_id.clone(), Slot::Live(connection));
                     let state = match previous {
-                        Some(Slot::Parked(state)) if resume => Some(*state),
+                        Some(Slot::Parked(state, deadline)) if resume && !passed(deadline) => {
+                            Some(*state)
+                        }
                         _ => None,
                     };
                     return (connection, state);
@@ -50,18 +53,42 @@ impl Parked {
         }
     }
 
+    /// Whether the session parked for `client_id` expired; if so it is forgotten.
+    pub fn forget_if_expired(&self, client_id: &str) -> bool {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let expired = matches!(slots.get(client_id), Some(Slot::Parked(_, d)) if passed(*d));
+        if expired {
+            slots.remove(client_id);
+        }
+        expired
+    }
+
     /// The session served by `connection` ended: its state is kept for the next connection
-    /// (`None`: a clean session, forgotten), unless another connection took over already.
-    pub fn park(&self, client_id: &Arc<str>, connection: u64, state: Option<Outgoing>) {
+    /// for `expiry` (None: for ever; `state` None: a clean session, forgotten), unless another
+    /// connection took over already.
+    pub fn park(
+        &self,
+        client_id: &Arc<str>,
+        connection: u64,
+        state: Option<Outgoing>,
+        expiry: Option<Duration>,
+    ) {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         if !matches!(slots.get(client_id), Some(Slot::Live(c)) if *c == connection) {
             return;
         }
         match state {
-            Some(state) => slots.insert(client_id.clone(), Slot::Parked(Box::new(state))),
+            Some(state) => {
+                let deadline = expiry.map(|e| Instant::now() + e);
+                slots.insert(client_id.clone(), Slot::Parked(Box::new(state), deadline))
+            }
             None => slots.remove(client_id),
         };
         drop(slots);
         self.changed.notify_waiters();
     }
+}
+
+fn passed(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() >= d)
 }

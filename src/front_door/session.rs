@@ -295,9 +295,8 @@ impl Session {
         }
         let keep = (!self.client.clean)
             .then(|| std::mem::replace(&mut self.outgoing, Outgoing::new(1, 0)));
-        self.shared
-            .parked
-            .park(&self.client.client_id, self.connection, keep);
+        let (id, expiry) = (&self.client.client_id, self.client.expiry);
+        self.shared.parked.park(id, self.connection, keep, expiry);
         self.shared.metrics.connected_clients.fetch_sub(1, Relaxed);
     }
 
@@ -369,7 +368,13 @@ impl Session {
                     self.unsubscribe(unsubscribe, properties, &mut to_router)
                 }
                 Packet::PingReq(_) => self.write(Packet::PingResp(PingResp)),
-                Packet::Disconnect(disconnect, _) => {
+                Packet::Disconnect(disconnect, properties) => {
+                    // MQTT 5 may change how long the session is kept (not from 0: [MQTT-3.14.2-2]).
+                    let expiry = properties.and_then(|p| p.session_expiry_interval);
+                    if let (Some(seconds), false) = (expiry, self.client.clean) {
+                        self.client.expiry = super::connect::session_expiry(seconds);
+                        self.client.clean = seconds == 0;
+                    }
                     // Only a normal disconnection deletes the will (MQTT 5, 3.1.4).
                     let with_will =
                         disconnect.reason_code != DisconnectReasonCode::NormalDisconnection;

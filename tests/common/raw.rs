@@ -125,3 +125,27 @@ pub fn next_packet(stream: &mut TcpStream, what: &str) -> (u8, Vec<u8>) {
     );
     (header[0], read_exact(stream, usize::from(header[1]), what))
 }
+
+/// An MQTT 5 CONNECT with CONNECT `flags` and `properties` (already encoded, without their
+/// length), and the CONNACK's session-present flag once accepted.
+#[track_caller]
+pub fn connected_v5(
+    edgemq: &Edgemq,
+    flags: u8,
+    client_id: &str,
+    properties: &[u8],
+) -> (TcpStream, bool) {
+    let mut body = string(b"MQTT");
+    body.extend([5, flags, 0, 60, properties.len() as u8]);
+    body.extend_from_slice(properties);
+    body.extend(string(client_id.as_bytes()));
+    let mut stream = open(edgemq);
+    stream.write_all(&packet(0x10, &body)).unwrap();
+    let (byte1, connack) = next_packet(&mut stream, "CONNACK");
+    assert_eq!(
+        (byte1, connack.get(1)),
+        (0x20, Some(&0)),
+        "CONNACK for {client_id}: {connack:02x?}"
+    );
+    (stream, connack[0] & 1 == 1)
+}
