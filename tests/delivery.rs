@@ -357,3 +357,31 @@ fn an_mqtt_5_session_lasts_as_long_as_its_expiry_interval() {
     assert!(!present, "after 4 s the 2 s session is gone");
     assert!(edgemq.stop().success());
 }
+
+#[test]
+fn qos_0_messages_wait_for_an_absent_session_only_with_queue_qos0_messages() {
+    for (queue_qos0, expected) in [
+        (false, vec!["q/x one"]),
+        (true, vec!["q/x zero", "q/x one", "q/x zero again"]),
+    ] {
+        let dir = temp_dir();
+        let config = format!("[mqtt]\nqueue_qos0_messages = {queue_qos0}\n");
+        let edgemq = Edgemq::with_config(dir.path(), &config);
+        let args = ["-c", "-i", "q0", "-q", "1", "-t", "q/#"];
+        Sub::start(&edgemq, &args).kill();
+        mosquitto_pub(&edgemq, "q/x", b"zero", &["-q", "0"]);
+        mosquitto_pub(&edgemq, "q/x", b"one", &["-q", "1"]);
+        mosquitto_pub(&edgemq, "q/x", b"zero again", &["-q", "0"]);
+        let mut back = Sub::start(&edgemq, &args);
+        assert_eq!(
+            back.messages(expected.len()),
+            expected,
+            "queue_qos0_messages = {queue_qos0}"
+        );
+        assert_eq!(
+            back.quiet_for(std::time::Duration::from_millis(300)),
+            Vec::<String>::new()
+        );
+        assert!(edgemq.stop().success());
+    }
+}

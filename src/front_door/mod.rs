@@ -50,6 +50,9 @@ pub struct MqttSection {
     /// QoS 1/2 deliveries a client may have unacknowledged (Mosquitto's option; an MQTT 5
     /// client's own Receive Maximum lowers it).
     pub max_inflight_messages: usize,
+    /// Whether QoS 0 messages published while a persistent session's client is away are
+    /// delivered when it comes back (Mosquitto's option and default: no).
+    pub queue_qos0_messages: bool,
     /// How long an MQTT 3.x persistent session (clean session off) is kept after its client
     /// left (Mosquitto's `persistent_client_expiration`). None: forever. MQTT 5 clients say
     /// their own (Session Expiry Interval).
@@ -74,6 +77,7 @@ impl Default for MqttSection {
             durable_acks: true,
             max_inflight_messages: 100,
             persistent_client_expiration: None,
+            queue_qos0_messages: false,
             max_connections: None,
             sys_interval: Duration::from_secs(10),
         }

@@ -119,6 +119,15 @@ impl Session {
             Some(max) => usize::from(max).min(shared.settings.max_inflight_messages),
             None => shared.settings.max_inflight_messages,
         };
+        let outgoing = match resumed {
+            Some(mut parked) => {
+                let away_through = shared.outbox.last_routed();
+                let queue_qos0 = shared.settings.queue_qos0_messages;
+                parked.resume(window, away_through, queue_qos0);
+                parked
+            }
+            None => Outgoing::new(window, QUEUED_MAX),
+        };
         Session {
             durable: shared.settings.durable_acks,
             client,
@@ -130,13 +139,7 @@ impl Session {
             subacks: HashMap::new(),
             unsubacks: VecDeque::new(),
             sys_filters: Vec::new(),
-            outgoing: match resumed {
-                Some(mut parked) => {
-                    parked.resume(window);
-                    parked
-                }
-                None => Outgoing::new(window, QUEUED_MAX),
-            },
+            outgoing,
             connection,
             slow_warnings: crate::logging::Throttle::new(1),
             out: BytesMut::with_capacity(8 * 1024),

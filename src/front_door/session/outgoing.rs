@@ -95,6 +95,8 @@ pub struct Outgoing {
     /// Live copies up to this id are not taken: routed before the session subscribed, or
     /// already read from the log.
     skip_through: i64,
+    /// QoS 0 deliveries up to this id were for a client that was away: not sent.
+    qos0_skipped_through: i64,
     mode: Mode,
 }
 
@@ -112,6 +114,7 @@ impl Outgoing {
             copies: BTreeMap::new(),
             cursor: 0,
             skip_through: 0,
+            qos0_skipped_through: 0,
             mode: Mode::Live,
         }
     }
@@ -127,8 +130,11 @@ impl Outgoing {
     /// A resumed session: its new connection's window, and what was published while its client
     /// was away read from the log (the router's own queue for it is bounded), from the last
     /// message it took.
-    pub fn resume(&mut self, window: usize) {
+    /// Unless `queue_qos0`, what would reach the client at QoS 0 and was routed while it was away
+    /// (through `away_through`) is left out, as Mosquitto does.
+    pub fn resume(&mut self, window: usize, away_through: i64, queue_qos0: bool) {
         self.window = window.max(1);
+        self.qos0_skipped_through = if queue_qos0 { 0 } else { away_through };
         if let Mode::Live = self.mode {
             self.mode = Mode::CatchUp {
                 after: self.cursor,
@@ -274,8 +280,11 @@ impl Outgoing {
                 .map(|(_, qos)| *qos)
                 .max_by_key(|q| *q as u8);
             if let Some(granted) = granted {
-                let publish = Publish::new(Bytes::from(row.topic), Bytes::from(row.payload), false);
                 let qos = lower(qos_of(row.qos), granted);
+                if qos == QoS::AtMostOnce && row.id <= self.qos0_skipped_through {
+                    continue;
+                }
+                let publish = Publish::new(Bytes::from(row.topic), Bytes::from(row.payload), false);
                 self.waiting.push_back(Delivery {
                     publish,
                     properties: None,
@@ -313,7 +322,8 @@ impl Outgoing {
         self.mode = Mode::Live;
         self.skip_through = through;
         for (id, delivery) in ring {
-            if id > through {
+            let away = delivery.qos == QoS::AtMostOnce && id <= self.qos0_skipped_through;
+            if id > through && !away {
                 self.cursor = self.cursor.max(id);
                 self.waiting.push_back(delivery);
             }
