@@ -178,3 +178,16 @@ CREATE TABLE IF NOT EXISTS metric_minutes (
     sum       REAL NOT NULL,
     PRIMARY KEY (device_id, metric, minute)
 ) WITHOUT ROWID;
+
+-- Persistent MQTT sessions (clean session off, or an MQTT 5 session expiry), so a session
+-- outlives a restart or a crash: its subscriptions and how far its client has acknowledged the
+-- log. Written when a client connects, subscribes, unsubscribes or leaves, and about once a
+-- second while the cursor moves, never per message.
+CREATE TABLE IF NOT EXISTS sessions (
+    client_id     TEXT PRIMARY KEY,
+    subscriptions TEXT    NOT NULL,   -- JSON: [[filter, qos], ...]
+    acked_through INTEGER NOT NULL,   -- every message up to this id was delivered and acknowledged
+    sent_through  INTEGER NOT NULL,   -- messages up to this id were sent (resent with DUP)
+    expires_at    INTEGER,            -- unix ms once its client left; NULL: connected, or for ever
+    updated_at    INTEGER NOT NULL
+) WITHOUT ROWID;

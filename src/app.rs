@@ -100,6 +100,7 @@ pub async fn run_telling(
     let mqtt = (listeners.mqtt, listeners.websocket);
     let log = (Db::new(config.store.path.clone()), store.writer.committed());
     let front_door = start_front_door(&config, mqtt, &broker, (&intake, log), &metrics, &stopping)?;
+    front_door.restore_sessions(store.sessions);
     start_rpc(&config, broker.rpc_link, &broker.outbox, &metrics)?;
     let state = AppState {
         metrics: metrics.clone(),

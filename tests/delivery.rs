@@ -385,3 +385,54 @@ fn qos_0_messages_wait_for_an_absent_session_only_with_queue_qos0_messages() {
         assert!(edgemq.stop().success());
     }
 }
+
+#[test]
+fn a_persistent_session_outlives_kill_9_with_everything_queued_for_it() {
+    const N: usize = 10_000;
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let args = ["-c", "-i", "survivor", "-q", "1", "-t", "k/#"];
+    Sub::start(&edgemq, &args).kill();
+    rows_eventually(&edgemq.db, "SELECT client_id FROM sessions", 1);
+    publish_lines(&edgemq, "k/x", "m", N).join().unwrap();
+    edgemq.kill9();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let mut back = Sub::start(&edgemq, &args);
+    let got = back.stream(N, std::time::Duration::from_secs(10));
+    all_in_order(&got, &["m"], N);
+    assert!(edgemq.stop().success());
+}
+
+#[test]
+fn an_unacknowledged_delivery_comes_again_with_dup_after_kill_9() {
+    use common::raw::*;
+    use std::io::Write;
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let (mut client, _) = connected_with(&edgemq, 4, 0x00, "crashed");
+    let mut subscribe = 1u16.to_be_bytes().to_vec();
+    subscribe.extend(string(b"c/#"));
+    subscribe.push(1);
+    client.write_all(&packet(0x82, &subscribe)).unwrap();
+    assert_eq!(next_packet(&mut client, "SUBACK"), (0x90, vec![0, 1, 1]));
+    mosquitto_pub(&edgemq, "c/a", b"hello", &["-q", "1"]);
+    let (byte1, body) = next_packet(&mut client, "the delivery");
+    assert_eq!((byte1, &body[7..]), (0x32, &b"hello"[..]), "{body:02x?}");
+    // Not acknowledged; edgemq saves that it was sent within about a second.
+    rows_eventually(
+        &edgemq.db,
+        "SELECT client_id FROM sessions WHERE sent_through >= 1",
+        1,
+    );
+    edgemq.kill9();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let (mut again, present) = connected_with(&edgemq, 4, 0x00, "crashed");
+    assert!(present, "the session survived the crash");
+    let (byte1, body) = next_packet(&mut again, "the delivery after the crash");
+    assert_eq!(byte1, 0x3a, "QoS 1 with DUP: {body:02x?}");
+    assert_eq!(
+        (&body[..5], &body[7..]),
+        (&b"\x00\x03c/a"[..], &b"hello"[..])
+    );
+    assert!(edgemq.stop().success());
+}

@@ -184,13 +184,16 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         }
         Err(e) => return Err(format!("linking failed: {e}")),
     };
-    let session_present = match notification {
+    let router_kept = match notification {
         Notification::DeviceAck(ack) => match Packet::from(ack) {
-            Packet::ConnAck(connack, _) => connack.session_present && version != Version::V31,
+            Packet::ConnAck(connack, _) => connack.session_present,
             _ => false,
         },
         _ => false,
     };
+    // A session saved before a restart is edgemq's, not the router's.
+    let kept = router_kept || (!fresh && shared.parked.holds(&client_id));
+    let session_present = kept && version != Version::V31;
     let connack_properties = (version == Version::V5).then(|| ConnAckProperties {
         receive_max: Some(RECEIVE_MAXIMUM),
         max_packet_size: u32::try_from(max).ok(),
@@ -219,7 +222,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         keep_alive: connect.keep_alive,
         clean,
         expiry,
-        session_present,
+        session_present: kept,
         receive_maximum: properties.as_ref().and_then(|p| p.receive_maximum),
         will: will.map(|w| to_will(w, will_properties)),
         link_tx,

@@ -135,6 +135,7 @@ pub struct Shared {
 
 /// The running listeners, for shutdown.
 pub struct FrontDoor {
+    shared: Arc<Shared>,
     /// Held by every accept loop and by each connection while it reads its socket.
     reading: Tracker,
     /// Held by each connection until it has sent its last acknowledgement and closed.
@@ -142,6 +143,14 @@ pub struct FrontDoor {
 }
 
 impl FrontDoor {
+    /// Persistent sessions saved by an earlier run, for their clients to resume.
+    pub fn restore_sessions(&self, sessions: Vec<crate::store::SavedSession>) {
+        if !sessions.is_empty() {
+            tracing::info!("{} persistent sessions restored", sessions.len());
+        }
+        self.shared.parked.restore(sessions, session::QUEUED_MAX);
+    }
+
     /// Resolves once, after the stop began, nothing reads from clients any more: everything
     /// received is in ingest's queue.
     pub async fn stopped_reading(&mut self) {
@@ -168,6 +177,7 @@ pub fn start(
     shared: Arc<Shared>,
 ) -> FrontDoor {
     let front_door = FrontDoor {
+        shared: shared.clone(),
         reading: Tracker::default(),
         open: Tracker::default(),
     };

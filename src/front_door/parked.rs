@@ -4,6 +4,7 @@
 //! them, waiting a moment for a session that is still ending (a takeover).
 
 use super::session::Outgoing;
+use crate::store::SavedSession;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -51,6 +52,30 @@ impl Parked {
             }
             let _ = tokio::time::timeout_at(deadline, changed).await;
         }
+    }
+
+    /// Sessions saved in the store by an earlier run, parked until their clients come back.
+    pub fn restore(&self, sessions: Vec<SavedSession>, limit: usize) {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let now = crate::clock::now_ms();
+        for s in sessions {
+            let state =
+                Outgoing::restored(limit, &s.subscriptions, s.acked_through, s.sent_through);
+            let left = s
+                .expires_at
+                .map(|at| Duration::from_millis((at - now).max(0) as u64));
+            let deadline = left.map(|d| Instant::now() + d);
+            slots.insert(
+                Arc::from(s.client_id),
+                Slot::Parked(Box::new(state), deadline),
+            );
+        }
+    }
+
+    /// Whether a session is parked for `client_id` (and has not expired).
+    pub fn holds(&self, client_id: &str) -> bool {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        matches!(slots.get(client_id), Some(Slot::Parked(_, d)) if !passed(*d))
     }
 
     /// Whether the session parked for `client_id` expired; if so it is forgotten.

@@ -17,14 +17,14 @@ use crate::metrics::Dropped;
 use crate::query::log::{self, Logged};
 use crate::query::{Db, QueryError};
 use crate::shutdown::Guard;
-use crate::store::{Publisher, Receipt, Receipts};
+use crate::store::{Publisher, Receipt, Receipts, SavedSession, SessionChange};
 use bytes::BytesMut;
 pub use outgoing::Outgoing;
 use outgoing::{Accepted, Sending};
 use rumqttd::protocol::{
-    Disconnect, DisconnectReasonCode, Packet, PingResp, PubAck, PubAckReason, PubComp,
-    PubCompReason, PubRec, PubRecReason, Publish, PublishProperties, QoS, SubscribeReasonCode,
-    UnsubAck, UnsubAckReason,
+    Disconnect, DisconnectReasonCode, Filter, Packet, PingResp, PubAck, PubAckReason, PubComp,
+    PubCompReason, PubRec, PubRecReason, Publish, PublishProperties, QoS, RetainForwardRule,
+    Subscribe, SubscribeReasonCode, UnsubAck, UnsubAckReason,
 };
 use rumqttd::Notification;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -72,6 +72,10 @@ pub struct Session {
     outgoing: Outgoing,
     /// This connection's number (for handing the session's state on).
     connection: u64,
+    /// A SUBSCRIBE or UNSUBSCRIBE came: a persistent session is saved.
+    subscriptions_changed: bool,
+    /// What the last checkpoint saved (acked through, sent through).
+    saved_at: Option<(i64, i64)>,
     slow_warnings: crate::logging::Throttle,
     /// Bytes for the socket, handed to the writer task in chunks.
     out: BytesMut,
@@ -101,10 +105,24 @@ fn read_page(db: Arc<Db>, after: i64, through: i64) -> PageRead {
     })
 }
 
+/// How often a persistent session's progress through the log is saved (when it moved).
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// A persistent session as the store keeps it.
+fn saved(client_id: &str, state: &Outgoing, expires_at: Option<i64>) -> SavedSession {
+    SavedSession {
+        client_id: client_id.to_string(),
+        subscriptions: state.subscriptions(),
+        acked_through: state.acked_through(),
+        sent_through: state.sent_through(),
+        expires_at,
+    }
+}
+
 /// Deliveries are moved into `out` while it holds less than this.
 const OUT_HIGH_WATER: usize = 64 * 1024;
 /// Deliveries that may wait for a slow client; past this it catches up from the store.
-const QUEUED_MAX: usize = 10_000;
+pub const QUEUED_MAX: usize = 10_000;
 
 impl Session {
     /// The session of `client`, served by `connection`; `resumed` is the state a persistent
@@ -141,6 +159,8 @@ impl Session {
             sys_filters: Vec::new(),
             outgoing,
             connection,
+            subscriptions_changed: false,
+            saved_at: None,
             slow_warnings: crate::logging::Throttle::new(1),
             out: BytesMut::with_capacity(8 * 1024),
         }
@@ -164,6 +184,11 @@ impl Session {
         let mut heard = Instant::now();
         let mut committed = self.shared.committed.clone();
         let mut page: Option<PageRead> = None;
+        let mut checkpoints = tokio::time::interval(CHECKPOINT_EVERY);
+        if !self.outgoing.router_subscribed {
+            // Restored from the store after a restart: the router has never seen its filters.
+            self.resubscribe_router().await;
+        }
         // A resumed session sends what was unacknowledged first, as it was.
         for unacknowledged in self.outgoing.resend() {
             self.send(unacknowledged);
@@ -226,6 +251,10 @@ impl Session {
                     None
                 }
                 _ = committed.changed(), if page.is_none() && self.outgoing.catching_up() => None,
+                _ = checkpoints.tick(), if !self.client.clean => {
+                    self.checkpoint(false).await;
+                    None
+                }
                 _ = self.receipts.changed(), if !self.waiting.is_empty() => {
                     self.release_acks();
                     None
@@ -299,6 +328,16 @@ impl Session {
         let keep = (!self.client.clean)
             .then(|| std::mem::replace(&mut self.outgoing, Outgoing::new(1, 0)));
         let (id, expiry) = (&self.client.client_id, self.client.expiry);
+        let change = match &keep {
+            Some(state) => {
+                let expires_at = expiry.map(|e| crate::clock::now_ms() + e.as_millis() as i64);
+                SessionChange::Save(saved(id, state, expires_at))
+            }
+            None => SessionChange::End(id.to_string()),
+        };
+        if !matches!(end, End::Shutdown) || keep.is_some() {
+            let _ = self.shared.intake.send_async(Intake::Session(change)).await;
+        }
         self.shared.parked.park(id, self.connection, keep, expiry);
         self.shared.metrics.connected_clients.fetch_sub(1, Relaxed);
     }
@@ -365,10 +404,12 @@ impl Session {
                     self.write(Packet::PubComp(pubcomp, None));
                 }
                 Packet::Subscribe(subscribe, properties) => {
-                    self.subscribe(subscribe, properties, &mut to_router)
+                    self.subscribe(subscribe, properties, &mut to_router);
+                    self.subscriptions_changed = true;
                 }
                 Packet::Unsubscribe(unsubscribe, properties) => {
-                    self.unsubscribe(unsubscribe, properties, &mut to_router)
+                    self.unsubscribe(unsubscribe, properties, &mut to_router);
+                    self.subscriptions_changed = true;
                 }
                 Packet::PingReq(_) => self.write(Packet::PingResp(PingResp)),
                 Packet::Disconnect(disconnect, properties) => {
@@ -393,6 +434,9 @@ impl Session {
             }
         }
         self.send_to_router(to_router).await?;
+        if std::mem::take(&mut self.subscriptions_changed) && !self.client.clean {
+            self.checkpoint(true).await;
+        }
         Ok(end)
     }
 
@@ -564,6 +608,40 @@ impl Session {
             _ => {}
         }
         None
+    }
+
+    /// Saves the persistent session's filters and how far its client acknowledged the log,
+    /// when `always` or that moved since the last save.
+    async fn checkpoint(&mut self, always: bool) {
+        let at = (self.outgoing.acked_through(), self.outgoing.sent_through());
+        if !always && self.saved_at == Some(at) {
+            return;
+        }
+        self.saved_at = Some(at);
+        let change = SessionChange::Save(saved(&self.client.client_id, &self.outgoing, None));
+        let _ = self.shared.intake.send_async(Intake::Session(change)).await;
+    }
+
+    /// Gives the router the filters of a session restored from the store (at QoS 0; packet id
+    /// 0 marks a SUBSCRIBE whose SUBACK is not the client's).
+    async fn resubscribe_router(&mut self) {
+        let filters: Vec<Filter> = self
+            .outgoing
+            .subscriptions()
+            .into_iter()
+            .map(|(path, _)| Filter {
+                path,
+                qos: QoS::AtMostOnce,
+                nolocal: false,
+                preserve_retain: false,
+                retain_forward_rule: RetainForwardRule::Never,
+            })
+            .collect();
+        self.outgoing.router_subscribed = true;
+        if !filters.is_empty() {
+            let subscribe = Packet::Subscribe(Subscribe { pkid: 0, filters }, None);
+            let _ = self.send_to_router(vec![subscribe]).await;
+        }
     }
 
     /// Moves deliveries into `out` as far as the in-flight window and the writer allow.

@@ -15,7 +15,8 @@ use crate::notify::{Notice, Notices};
 use crate::rules::Rules;
 use crate::shutdown::Stopping;
 use crate::store::{
-    AlertChange, Batch, DeadLetter, Publisher, Receipt, Record, RetainedChange, StoreOp,
+    AlertChange, Batch, DeadLetter, Publisher, Receipt, Record, RetainedChange, SessionChange,
+    StoreOp,
 };
 use bytes::Bytes;
 use decode::DecodeSettings;
@@ -113,6 +114,8 @@ impl Incoming {
 /// What flows into ingest.
 pub enum Intake {
     Message(Incoming),
+    /// A persistent session to save or end, in the next batch.
+    Session(SessionChange),
     /// Everything before it has been handed on; `done` fires once the store has committed it.
     Barrier(flume::Sender<()>),
     /// Once a second: time for the offline watchdog.
@@ -191,6 +194,7 @@ impl Ingest {
             while let Some(item) = next.take() {
                 match item {
                     Intake::Message(incoming) => self.process(incoming, &mut batch),
+                    Intake::Session(change) => batch.sessions.push(change),
                     Intake::Tick => {
                         if let Some(n) = self.warnings.roll() {
                             held_back_warning(n);
@@ -292,7 +296,7 @@ impl Ingest {
         }
         self.count_alerts(&batch.alerts);
         self.notices.send(self.notice(&batch));
-        store.send(StoreOp::Batch(batch)).is_ok()
+        store.send(StoreOp::Batch(Box::new(batch))).is_ok()
     }
 
     fn count_alerts(&self, alerts: &[AlertChange]) {

@@ -29,6 +29,8 @@ pub struct Started {
     pub retained: Vec<(String, Vec<u8>, u8)>,
     /// The id the next message received gets: past every message and dead letter kept.
     pub next_id: i64,
+    /// Persistent sessions that have not expired.
+    pub sessions: Vec<SavedSession>,
 }
 
 /// Opens the database (applying the schema), reads what the other stages need from it, and
@@ -42,6 +44,7 @@ pub fn start(section: &StoreSection, metrics: Arc<Metrics>) -> Result<Started, S
     let rules_state = load_rules_state(&conn).map_err(cannot_read)?;
     let retained = load_retained(&conn).map_err(cannot_read)?;
     let next_id = next_id(&conn).map_err(cannot_read)?;
+    let sessions = state::load_sessions(&conn, crate::clock::now_ms()).map_err(cannot_read)?;
     metrics
         .stored_at_start
         .store(stored_at_start, std::sync::atomic::Ordering::Relaxed);
@@ -57,6 +60,7 @@ pub fn start(section: &StoreSection, metrics: Arc<Metrics>) -> Result<Started, S
         rules_state,
         retained,
         next_id,
+        sessions,
     })
 }
 
@@ -99,6 +103,25 @@ pub struct RetainedChange {
     pub payload: Bytes,
     pub qos: u8,
     pub at: i64,
+}
+
+/// A persistent session as it is kept in `sessions`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedSession {
+    pub client_id: String,
+    /// (filter, granted QoS)
+    pub subscriptions: Vec<(String, u8)>,
+    pub acked_through: i64,
+    pub sent_through: i64,
+    /// Unix ms; None while connected, or when it never expires.
+    pub expires_at: Option<i64>,
+}
+
+/// A persistent session saved, or ended (a clean start, an expiry).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionChange {
+    Save(SavedSession),
+    End(String),
 }
 
 /// A message on a route that failed decoding or validation.
@@ -196,6 +219,8 @@ pub struct Batch {
     /// `metric_minutes` and, summed over minutes, to `metric_stats`.
     pub totals: rustc_hash::FxHashMap<String, Vec<MinuteTotals>>,
     pub retained: Vec<RetainedChange>,
+    /// Persistent sessions saved or ended.
+    pub sessions: Vec<SessionChange>,
     /// Released once this batch is committed: the senders' acknowledgements wait on them.
     pub receipts: Vec<Receipt>,
 }
@@ -245,6 +270,7 @@ impl Batch {
             && self.alerts.is_empty()
             && self.totals.is_empty()
             && self.retained.is_empty()
+            && self.sessions.is_empty()
             && self.receipts.is_empty()
     }
 
@@ -260,6 +286,7 @@ impl Batch {
         self.states.append(&mut other.states);
         self.alerts.append(&mut other.alerts);
         self.retained.append(&mut other.retained);
+        self.sessions.append(&mut other.sessions);
         self.receipts.append(&mut other.receipts);
         for (device, entries) in other.totals.drain() {
             let mine = self.totals.entry(device).or_default();

@@ -53,3 +53,22 @@ pub fn load_retained(conn: &Connection) -> rusqlite::Result<Vec<(String, Vec<u8>
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     rows.collect()
 }
+
+/// Persistent sessions still valid at `now` (expired ones are left for the next save to end).
+pub fn load_sessions(conn: &Connection, now: i64) -> rusqlite::Result<Vec<super::SavedSession>> {
+    let mut stmt = conn.prepare(
+        "SELECT client_id, subscriptions, acked_through, sent_through, expires_at FROM sessions
+          WHERE expires_at IS NULL OR expires_at > ?1",
+    )?;
+    let rows = stmt.query_map([now], |r| {
+        let subscriptions: String = r.get(1)?;
+        Ok(super::SavedSession {
+            client_id: r.get(0)?,
+            subscriptions: serde_json::from_str(&subscriptions).unwrap_or_default(),
+            acked_through: r.get(2)?,
+            sent_through: r.get(3)?,
+            expires_at: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}

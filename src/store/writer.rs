@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 /// What the writer is asked to do.
 pub enum StoreOp {
-    Batch(Batch),
+    Batch(Box<Batch>),
     /// Fires once everything queued before it is committed.
     Barrier(flume::Sender<()>),
     /// Commit what came before, close the database and end the thread.
@@ -263,7 +263,36 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<()>
     write_alerts(&tx, &batch.alerts)?;
     write_totals(&tx, batch)?;
     write_retained(&tx, &batch.retained)?;
+    write_sessions(&tx, &batch.sessions)?;
     tx.commit()
+}
+
+/// Saves or ends persistent sessions.
+fn write_sessions(
+    tx: &rusqlite::Transaction,
+    sessions: &[super::SessionChange],
+) -> rusqlite::Result<()> {
+    use super::SessionChange;
+    let mut save = tx.prepare_cached(
+        "INSERT OR REPLACE INTO sessions
+           (client_id, subscriptions, acked_through, sent_through, expires_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut end = tx.prepare_cached("DELETE FROM sessions WHERE client_id = ?1")?;
+    let now = crate::clock::now_ms();
+    for change in sessions {
+        match change {
+            SessionChange::Save(s) => {
+                let subscriptions = serde_json::to_string(&s.subscriptions).unwrap_or_default();
+                let row = (&s.client_id, subscriptions, s.acked_through, s.sent_through);
+                save.execute((row.0, row.1, row.2, row.3, s.expires_at, now))?;
+            }
+            SessionChange::End(client_id) => {
+                end.execute([client_id])?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sets or (empty payload) clears each topic's retained message.

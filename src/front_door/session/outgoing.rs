@@ -32,6 +32,10 @@ pub struct Delivery {
     pub publish: Publish,
     pub properties: Option<PublishProperties>,
     pub qos: QoS,
+    /// Its id in the store's log; 0 when it is not there (retained, edgemq's own).
+    pub id: i64,
+    /// Sent before (to a connection that is gone): DUP is set.
+    pub dup: bool,
 }
 
 /// A delivery the client has not acknowledged yet; `released` once its PUBREC came (QoS 2).
@@ -97,6 +101,11 @@ pub struct Outgoing {
     skip_through: i64,
     /// QoS 0 deliveries up to this id were for a client that was away: not sent.
     qos0_skipped_through: i64,
+    /// The highest id sent to the client (what comes again after a crash comes with DUP).
+    sent_through: i64,
+    /// The router holds the session's filters (false for a session restored from the store
+    /// after a restart, until the session subscribes them again).
+    pub router_subscribed: bool,
     mode: Mode,
 }
 
@@ -115,8 +124,52 @@ impl Outgoing {
             cursor: 0,
             skip_through: 0,
             qos0_skipped_through: 0,
+            sent_through: 0,
+            router_subscribed: true,
             mode: Mode::Live,
         }
+    }
+
+    /// A session saved in the store: its filters, and the log read from `acked_through` when
+    /// its client comes back (what was sent before, through `sent_through`, with DUP).
+    pub fn restored(
+        limit: usize,
+        subscriptions: &[(String, u8)],
+        acked_through: i64,
+        sent_through: i64,
+    ) -> Outgoing {
+        let mut restored = Outgoing::new(1, limit);
+        for (filter, qos) in subscriptions {
+            restored.grant(filter, qos_of(*qos));
+        }
+        restored.cursor = acked_through;
+        restored.skip_through = acked_through;
+        restored.sent_through = sent_through;
+        restored.router_subscribed = false;
+        restored
+    }
+
+    /// The filters and the QoS granted to each, as saved.
+    pub fn subscriptions(&self) -> Vec<(String, u8)> {
+        self.granted
+            .iter()
+            .map(|(f, q)| (f.clone(), *q as u8))
+            .collect()
+    }
+
+    /// Every message up to this id was delivered and acknowledged (or was not for the client).
+    pub fn acked_through(&self) -> i64 {
+        let pending = self.in_flight.values().map(|f| f.delivery.id);
+        let lowest = pending
+            .chain(self.waiting.iter().map(|d| d.id))
+            .filter(|id| *id > 0)
+            .min();
+        lowest.map_or(self.cursor, |id| (id - 1).min(self.cursor))
+    }
+
+    /// The highest id sent to the client.
+    pub fn sent_through(&self) -> i64 {
+        self.sent_through
     }
 
     /// Messages up to `id` were routed before the session subscribed: not for it.
@@ -180,15 +233,17 @@ impl Outgoing {
             }
         }
         let published = stamp.map_or(QoS::AtMostOnce, |s| qos_of(s.qos));
-        let delivery = Delivery {
-            publish: forward.publish,
-            properties,
-            qos: lower(published, granted),
-        };
         // A retained message sent for a new subscription is not part of the live log.
         let id = match forward.cursor {
             Some(_) => stamp.map_or(0, |s| s.id),
             None => 0,
+        };
+        let delivery = Delivery {
+            publish: forward.publish,
+            properties,
+            qos: lower(published, granted),
+            id: id.max(0),
+            dup: false,
         };
         self.take(id, delivery)
     }
@@ -199,6 +254,8 @@ impl Outgoing {
             publish: Publish::new(Bytes::from(topic), kept.payload, true),
             properties: kept.properties,
             qos: lower(qos_of(kept.qos), granted),
+            id: 0,
+            dup: false,
         });
     }
 
@@ -261,7 +318,7 @@ impl Outgoing {
             }
             Mode::CatchUp { after, reading, .. } if !*reading && *after >= committed => {
                 let after = *after;
-                self.rejoin(after);
+                self.rejoin(after, true);
                 None
             }
             _ => None,
@@ -289,6 +346,8 @@ impl Outgoing {
                     publish,
                     properties: None,
                     qos,
+                    id: row.id,
+                    dup: row.id <= self.sent_through,
                 });
             }
         }
@@ -299,13 +358,14 @@ impl Outgoing {
         };
         *after = through;
         *reading = false;
-        self.rejoin(through);
+        self.rejoin(through, false);
         taken
     }
 
     /// Goes live again once the log has been read through `through`, if the ring holds every
-    /// live copy after it and the queue has room for them.
-    fn rejoin(&mut self, through: i64) {
+    /// live copy after it and the queue has room for them. While no live copy has come (a
+    /// resumed session), only the committed head (`at_head`) is such a point.
+    fn rejoin(&mut self, through: i64, at_head: bool) {
         let Mode::CatchUp {
             ring,
             evicted_through,
@@ -314,7 +374,11 @@ impl Outgoing {
         else {
             return;
         };
-        let gap_until = evicted_through.unwrap_or(i64::MIN);
+        let gap_until = match evicted_through {
+            Some(id) => *id,
+            None if at_head => i64::MIN,
+            None => return,
+        };
         if through < gap_until || self.waiting.len() + ring.len() > self.limit {
             return;
         }
@@ -360,12 +424,15 @@ impl Outgoing {
         let front = self.waiting.front()?;
         if front.qos == QoS::AtMostOnce {
             let delivery = self.waiting.pop_front()?;
+            self.sent_through = self.sent_through.max(delivery.id);
             return Some(Sending::Publish(delivery, 0, false));
         }
         if self.in_flight.len() >= self.window || self.in_flight.len() >= usize::from(u16::MAX) {
             return None;
         }
         let delivery = self.waiting.pop_front()?;
+        self.sent_through = self.sent_through.max(delivery.id);
+        let dup = delivery.dup;
         let pkid = self.free_pkid();
         self.order.push_back(pkid);
         let in_flight = InFlight {
@@ -373,7 +440,7 @@ impl Outgoing {
             released: false,
         };
         self.in_flight.insert(pkid, in_flight);
-        Some(Sending::Publish(delivery, pkid, false))
+        Some(Sending::Publish(delivery, pkid, dup))
     }
 
     fn free_pkid(&mut self) -> u16 {

@@ -134,6 +134,9 @@ impl Session {
     }
 
     pub(super) fn finish_suback(&mut self, suback: SubAck, properties: Option<SubAckProperties>) {
+        if suback.pkid == 0 {
+            return; // The router's answer to a restored session's filters.
+        }
         let Some((codes, granted, new_sys)) = self.subacks.remove(&suback.pkid) else {
             self.write(Packet::SubAck(suback, properties));
             return;
