@@ -369,11 +369,13 @@ pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// Rows in `messages`.
-/// One past the highest id of any message or dead letter.
+/// One past the highest id of any message or dead letter, or any a saved session has seen
+/// (ids are never reused, even when retention has deleted the newest rows).
 pub fn next_id(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row(
         "SELECT max(coalesce((SELECT max(id) FROM messages), 0),
-                    coalesce((SELECT max(id) FROM dead_letters), 0)) + 1",
+                    coalesce((SELECT max(id) FROM dead_letters), 0),
+                    coalesce((SELECT max(sent_through) FROM sessions), 0)) + 1",
         [],
         |r| r.get(0),
     )
