@@ -9,22 +9,21 @@ use super::connect::{end_link, Client};
 use super::violations;
 use super::Shared;
 
+mod delivery;
+mod inbound;
+use delivery::{read_page, saved, PageRead, CHECKPOINT_EVERY};
 mod outgoing;
 mod subscriptions;
 mod writer;
-use crate::ingest::{Incoming, Intake};
+use crate::ingest::Intake;
 use crate::metrics::Dropped;
-use crate::query::log::{self, Logged};
-use crate::query::{Db, QueryError};
 use crate::shutdown::Guard;
-use crate::store::{Publisher, Receipt, Receipts, SavedSession, SessionChange};
+use crate::store::{Receipts, SessionChange};
 use bytes::BytesMut;
 pub use outgoing::Outgoing;
-use outgoing::{Accepted, Sending};
 use rumqttd::protocol::{
-    Disconnect, DisconnectReasonCode, Filter, Packet, PingResp, PubAck, PubAckReason, PubComp,
-    PubCompReason, PubRec, PubRecReason, Publish, PublishProperties, QoS, RetainForwardRule,
-    Subscribe, SubscribeReasonCode, UnsubAck, UnsubAckReason,
+    Disconnect, DisconnectReasonCode, Packet, PingResp, PubComp, PubCompReason, QoS,
+    SubscribeReasonCode, UnsubAck, UnsubAckReason,
 };
 use rumqttd::Notification;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -89,38 +88,6 @@ type SubAckInProgress = (
     Vec<String>,
 );
 
-/// A page of the log being read, and the id it reads through.
-type PageRead = std::pin::Pin<
-    Box<dyn std::future::Future<Output = (Result<Vec<Logged>, QueryError>, i64)> + Send>,
->;
-
-/// Reads the log's `(after, through]` off the runtime; a failure is retried after a pause.
-fn read_page(db: Arc<Db>, after: i64, through: i64) -> PageRead {
-    Box::pin(async move {
-        let rows = db.run(move |conn| log::between(conn, after, through)).await;
-        if rows.is_err() {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        (rows, through)
-    })
-}
-
-/// How often a persistent session's progress through the log is saved (when it moved).
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-
-/// A persistent session as the store keeps it.
-fn saved(client_id: &str, state: &Outgoing, expires_at: Option<i64>) -> SavedSession {
-    SavedSession {
-        client_id: client_id.to_string(),
-        subscriptions: state.subscriptions(),
-        acked_through: state.acked_through(),
-        sent_through: state.sent_through(),
-        expires_at,
-    }
-}
-
-/// Deliveries are moved into `out` while it holds less than this.
-const OUT_HIGH_WATER: usize = 64 * 1024;
 /// Deliveries that may wait for a slow client; past this it catches up from the store.
 pub const QUEUED_MAX: usize = 10_000;
 
@@ -454,135 +421,6 @@ impl Session {
             .map_err(|e| format!("the router is gone: {e}"))
     }
 
-    async fn publish(
-        &mut self,
-        publish: Publish,
-        properties: Option<PublishProperties>,
-        qos: QoS,
-        pkid: u16,
-    ) -> Result<(), String> {
-        if properties.as_ref().is_some_and(|p| p.topic_alias.is_some()) {
-            return Err(self.fail(
-                DisconnectReasonCode::TopicAliasInvalid,
-                "topic aliases are not accepted (none offered in CONNACK)",
-            ));
-        }
-        if !crate::topic::valid_name(&publish.topic) {
-            return Err(self.fail(
-                DisconnectReasonCode::TopicNameInvalid,
-                "invalid topic name in PUBLISH",
-            ));
-        }
-        if qos == QoS::ExactlyOnce && !self.qos2_in.insert(pkid) {
-            // A resent QoS 2 publish that is already here: acknowledge it again, nothing more.
-            self.acknowledge(self.last_seq, Waiting::PubRec(pkid));
-            return Ok(());
-        }
-        let receipt = (qos != QoS::AtMostOnce && self.durable).then(|| {
-            self.last_seq += 1;
-            self.receipts.receipt(self.last_seq)
-        });
-        let received_at = crate::clock::now_ms();
-        let metrics = &self.shared.metrics;
-        metrics.received.fetch_add(1, Relaxed);
-        metrics.last_message_ms.store(received_at as u64, Relaxed);
-        let incoming = self.incoming(&publish, &properties, qos as u8, received_at, receipt);
-        // Ingest numbers it, stores it and hands its copy to the router.
-        self.hand_to_ingest(incoming).await?;
-        match qos {
-            QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.acknowledge(self.last_seq, Waiting::PubAck(pkid)),
-            QoS::ExactlyOnce => self.acknowledge(self.last_seq, Waiting::PubRec(pkid)),
-        }
-        Ok(())
-    }
-
-    /// What ingest gets of a publish from this client (or of its will).
-    fn incoming(
-        &self,
-        publish: &Publish,
-        properties: &Option<PublishProperties>,
-        qos: u8,
-        received_at: i64,
-        receipt: Option<Receipt>,
-    ) -> Incoming {
-        Incoming {
-            topic: publish.topic.clone(),
-            payload: publish.payload.clone(),
-            received_at,
-            properties: properties.clone().map(Box::new),
-            publisher: Some(Publisher {
-                client_id: self.client.client_id.clone(),
-                username: self.client.username.clone(),
-                qos,
-                retain: publish.retain,
-            }),
-            receipt,
-        }
-    }
-
-    /// Waits while the store is behind: this connection's socket is not read meanwhile, so TCP
-    /// holds the publisher back.
-    async fn hand_to_ingest(&self, incoming: Incoming) -> Result<(), String> {
-        let intake = &self.shared.intake;
-        let stopping = |_| "edgemq is stopping".to_string();
-        match intake.try_send(Intake::Message(incoming)) {
-            Ok(()) => Ok(()),
-            Err(flume::TrySendError::Full(item)) => {
-                let m = &self.shared.metrics;
-                m.held_back.fetch_add(1, Relaxed);
-                m.queue_depth
-                    .store(intake.capacity().unwrap_or(0) as u64, Relaxed);
-                intake.send_async(item).await.map_err(|_| stopping(()))
-            }
-            Err(flume::TrySendError::Disconnected(_)) => Err(stopping(())),
-        }
-    }
-
-    /// Sends the acknowledgement now, or once message `seq` is committed when acks are durable.
-    fn acknowledge(&mut self, seq: u64, ack: Waiting) {
-        if self.durable {
-            self.waiting.push_back((seq, ack));
-            if self.receipts.committed() >= seq {
-                self.release_acks();
-            }
-        } else {
-            self.write_ack(ack);
-        }
-    }
-
-    fn release_acks(&mut self) {
-        let committed = self.receipts.committed();
-        while let Some((seq, _)) = self.waiting.front() {
-            if *seq > committed {
-                break;
-            }
-            if let Some((_, ack)) = self.waiting.pop_front() {
-                self.write_ack(ack);
-            }
-        }
-    }
-
-    fn write_ack(&mut self, ack: Waiting) {
-        let packet = match ack {
-            Waiting::PubAck(pkid) => Packet::PubAck(
-                PubAck {
-                    pkid,
-                    reason: PubAckReason::Success,
-                },
-                None,
-            ),
-            Waiting::PubRec(pkid) => Packet::PubRec(
-                PubRec {
-                    pkid,
-                    reason: PubRecReason::Success,
-                },
-                None,
-            ),
-        };
-        self.write(packet);
-    }
-
     async fn handle_router(&mut self, notification: Notification) -> Option<End> {
         match notification {
             Notification::Forward(forward) => self.take(forward),
@@ -608,94 +446,6 @@ impl Session {
             _ => {}
         }
         None
-    }
-
-    /// Saves the persistent session's filters and how far its client acknowledged the log,
-    /// when `always` or that moved since the last save.
-    async fn checkpoint(&mut self, always: bool) {
-        let at = (self.outgoing.acked_through(), self.outgoing.sent_through());
-        if !always && self.saved_at == Some(at) {
-            return;
-        }
-        self.saved_at = Some(at);
-        let change = SessionChange::Save(saved(&self.client.client_id, &self.outgoing, None));
-        let _ = self.shared.intake.send_async(Intake::Session(change)).await;
-    }
-
-    /// Gives the router the filters of a session restored from the store (at QoS 0; packet id
-    /// 0 marks a SUBSCRIBE whose SUBACK is not the client's).
-    async fn resubscribe_router(&mut self) {
-        let filters: Vec<Filter> = self
-            .outgoing
-            .subscriptions()
-            .into_iter()
-            .map(|(path, _)| Filter {
-                path,
-                qos: QoS::AtMostOnce,
-                nolocal: false,
-                preserve_retain: false,
-                retain_forward_rule: RetainForwardRule::Never,
-            })
-            .collect();
-        self.outgoing.router_subscribed = true;
-        if !filters.is_empty() {
-            let subscribe = Packet::Subscribe(Subscribe { pkid: 0, filters }, None);
-            let _ = self.send_to_router(vec![subscribe]).await;
-        }
-    }
-
-    /// Moves deliveries into `out` as far as the in-flight window and the writer allow.
-    fn pump(&mut self) {
-        while self.out.len() < OUT_HIGH_WATER {
-            let Some(send) = self.outgoing.next_to_send() else {
-                return;
-            };
-            self.send(send);
-        }
-    }
-
-    fn send(&mut self, send: Sending) {
-        let (delivery, pkid, dup) = match send {
-            Sending::Other(packet) => return self.write(packet),
-            Sending::Publish(delivery, pkid, dup) => (delivery, pkid, dup),
-        };
-        self.shared.metrics.sent.fetch_add(1, Relaxed);
-        let packet = Packet::Publish(delivery.publish, delivery.properties);
-        if delivery.qos == QoS::AtMostOnce {
-            return self.write(packet);
-        }
-        // rumqttd's `Publish` keeps QoS and packet id private: write it at QoS 0, then add them.
-        let mut frame = BytesMut::new();
-        match self.client.version.write(packet, &mut frame) {
-            Ok(_) => {
-                self.shared.metrics.packets_sent.fetch_add(1, Relaxed);
-                let frame = codec::with_packet_id(&frame, delivery.qos, pkid, dup);
-                self.out.extend_from_slice(&frame);
-            }
-            Err(e) => {
-                self.shared.metrics.dropped(Dropped::EncodeFailed);
-                tracing::warn!(
-                    "client {}: cannot encode a packet: {e}",
-                    self.client.client_id
-                );
-            }
-        }
-    }
-
-    /// A copy the router forwarded, for the client's queue.
-    fn take(&mut self, forward: rumqttd::Forward) {
-        if self.outgoing.accept(forward) != Accepted::Dropped {
-            return;
-        }
-        self.shared.metrics.dropped(Dropped::SessionQueueFull);
-        if self.slow_warnings.allow().0 {
-            tracing::warn!(
-                "client {}: {QUEUED_MAX} messages wait for it; edgemq's own publications \
-                 (alerts, replies) are not delivered to it meanwhile \
-                 (edgemq_dropped_total{{reason=\"session_queue_full\"}})",
-                self.client.client_id
-            );
-        }
     }
 
     /// A packet that cannot be read: said to an MQTT 5 client, then the connection closes.

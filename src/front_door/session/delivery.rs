@@ -1,0 +1,139 @@
+//! The session's side of delivery: moving what the client gets into the socket's buffer
+//! within its window, taking the router's copies, reading pages of the log for a session that
+//! fell behind, and saving a persistent session's progress.
+
+use super::outgoing::{Accepted, Outgoing, Sending};
+use super::{codec, Session, QUEUED_MAX};
+use crate::ingest::Intake;
+use crate::metrics::Dropped;
+use crate::query::log::{self, Logged};
+use crate::query::{Db, QueryError};
+use crate::store::{SavedSession, SessionChange};
+use bytes::BytesMut;
+use rumqttd::protocol::{Filter, Packet, QoS, RetainForwardRule, Subscribe};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Deliveries are moved into `out` while it holds less than this.
+const OUT_HIGH_WATER: usize = 64 * 1024;
+
+/// A page of the log being read, and the id it reads through.
+pub(super) type PageRead = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (Result<Vec<Logged>, QueryError>, i64)> + Send>,
+>;
+
+/// Reads the log's `(after, through]` off the runtime; a failure is retried after a pause.
+pub(super) fn read_page(db: Arc<Db>, after: i64, through: i64) -> PageRead {
+    Box::pin(async move {
+        let rows = db.run(move |conn| log::between(conn, after, through)).await;
+        if rows.is_err() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        (rows, through)
+    })
+}
+
+/// How often a persistent session's progress through the log is saved (when it moved).
+pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// A persistent session as the store keeps it.
+pub(super) fn saved(client_id: &str, state: &Outgoing, expires_at: Option<i64>) -> SavedSession {
+    SavedSession {
+        client_id: client_id.to_string(),
+        subscriptions: state.subscriptions(),
+        acked_through: state.acked_through(),
+        sent_through: state.sent_through(),
+        expires_at,
+    }
+}
+
+impl Session {
+    /// Saves the persistent session's filters and how far its client acknowledged the log,
+    /// when `always` or that moved since the last save.
+    pub(super) async fn checkpoint(&mut self, always: bool) {
+        let at = (self.outgoing.acked_through(), self.outgoing.sent_through());
+        if !always && self.saved_at == Some(at) {
+            return;
+        }
+        self.saved_at = Some(at);
+        let change = SessionChange::Save(saved(&self.client.client_id, &self.outgoing, None));
+        let _ = self.shared.intake.send_async(Intake::Session(change)).await;
+    }
+
+    /// Gives the router the filters of a session restored from the store (at QoS 0; packet id
+    /// 0 marks a SUBSCRIBE whose SUBACK is not the client's).
+    pub(super) async fn resubscribe_router(&mut self) {
+        let filters: Vec<Filter> = self
+            .outgoing
+            .subscriptions()
+            .into_iter()
+            .map(|(path, _)| Filter {
+                path,
+                qos: QoS::AtMostOnce,
+                nolocal: false,
+                preserve_retain: false,
+                retain_forward_rule: RetainForwardRule::Never,
+            })
+            .collect();
+        self.outgoing.router_subscribed = true;
+        if !filters.is_empty() {
+            let subscribe = Packet::Subscribe(Subscribe { pkid: 0, filters }, None);
+            let _ = self.send_to_router(vec![subscribe]).await;
+        }
+    }
+
+    /// Moves deliveries into `out` as far as the in-flight window and the writer allow.
+    pub(super) fn pump(&mut self) {
+        while self.out.len() < OUT_HIGH_WATER {
+            let Some(send) = self.outgoing.next_to_send() else {
+                return;
+            };
+            self.send(send);
+        }
+    }
+
+    pub(super) fn send(&mut self, send: Sending) {
+        let (delivery, pkid, dup) = match send {
+            Sending::Other(packet) => return self.write(packet),
+            Sending::Publish(delivery, pkid, dup) => (delivery, pkid, dup),
+        };
+        self.shared.metrics.sent.fetch_add(1, Relaxed);
+        let packet = Packet::Publish(delivery.publish, delivery.properties);
+        if delivery.qos == QoS::AtMostOnce {
+            return self.write(packet);
+        }
+        // rumqttd's `Publish` keeps QoS and packet id private: write it at QoS 0, then add them.
+        let mut frame = BytesMut::new();
+        match self.client.version.write(packet, &mut frame) {
+            Ok(_) => {
+                self.shared.metrics.packets_sent.fetch_add(1, Relaxed);
+                let frame = codec::with_packet_id(&frame, delivery.qos, pkid, dup);
+                self.out.extend_from_slice(&frame);
+            }
+            Err(e) => {
+                self.shared.metrics.dropped(Dropped::EncodeFailed);
+                tracing::warn!(
+                    "client {}: cannot encode a packet: {e}",
+                    self.client.client_id
+                );
+            }
+        }
+    }
+
+    /// A copy the router forwarded, for the client's queue.
+    pub(super) fn take(&mut self, forward: rumqttd::Forward) {
+        if self.outgoing.accept(forward) != Accepted::Dropped {
+            return;
+        }
+        self.shared.metrics.dropped(Dropped::SessionQueueFull);
+        if self.slow_warnings.allow().0 {
+            tracing::warn!(
+                "client {}: {QUEUED_MAX} messages wait for it; edgemq's own publications \
+                 (alerts, replies) are not delivered to it meanwhile \
+                 (edgemq_dropped_total{{reason=\"session_queue_full\"}})",
+                self.client.client_id
+            );
+        }
+    }
+}

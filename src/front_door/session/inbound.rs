@@ -1,0 +1,143 @@
+//! What the client publishes: checked, handed to ingest (which numbers, stores and routes it),
+//! and acknowledged, after the commit when acks are durable. While ingest's queue is full the
+//! socket is not read, so TCP holds the publisher back.
+
+use super::{Session, Waiting};
+use crate::ingest::{Incoming, Intake};
+use crate::store::{Publisher, Receipt};
+use rumqttd::protocol::{
+    DisconnectReasonCode, Packet, PubAck, PubAckReason, PubRec, PubRecReason, Publish,
+    PublishProperties, QoS,
+};
+use std::sync::atomic::Ordering::Relaxed;
+
+impl Session {
+    pub(super) async fn publish(
+        &mut self,
+        publish: Publish,
+        properties: Option<PublishProperties>,
+        qos: QoS,
+        pkid: u16,
+    ) -> Result<(), String> {
+        if properties.as_ref().is_some_and(|p| p.topic_alias.is_some()) {
+            return Err(self.fail(
+                DisconnectReasonCode::TopicAliasInvalid,
+                "topic aliases are not accepted (none offered in CONNACK)",
+            ));
+        }
+        if !crate::topic::valid_name(&publish.topic) {
+            return Err(self.fail(
+                DisconnectReasonCode::TopicNameInvalid,
+                "invalid topic name in PUBLISH",
+            ));
+        }
+        if qos == QoS::ExactlyOnce && !self.qos2_in.insert(pkid) {
+            // A resent QoS 2 publish that is already here: acknowledge it again, nothing more.
+            self.acknowledge(self.last_seq, Waiting::PubRec(pkid));
+            return Ok(());
+        }
+        let receipt = (qos != QoS::AtMostOnce && self.durable).then(|| {
+            self.last_seq += 1;
+            self.receipts.receipt(self.last_seq)
+        });
+        let received_at = crate::clock::now_ms();
+        let metrics = &self.shared.metrics;
+        metrics.received.fetch_add(1, Relaxed);
+        metrics.last_message_ms.store(received_at as u64, Relaxed);
+        let incoming = self.incoming(&publish, &properties, qos as u8, received_at, receipt);
+        // Ingest numbers it, stores it and hands its copy to the router.
+        self.hand_to_ingest(incoming).await?;
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.acknowledge(self.last_seq, Waiting::PubAck(pkid)),
+            QoS::ExactlyOnce => self.acknowledge(self.last_seq, Waiting::PubRec(pkid)),
+        }
+        Ok(())
+    }
+
+    /// What ingest gets of a publish from this client (or of its will).
+    pub(super) fn incoming(
+        &self,
+        publish: &Publish,
+        properties: &Option<PublishProperties>,
+        qos: u8,
+        received_at: i64,
+        receipt: Option<Receipt>,
+    ) -> Incoming {
+        Incoming {
+            topic: publish.topic.clone(),
+            payload: publish.payload.clone(),
+            received_at,
+            properties: properties.clone().map(Box::new),
+            publisher: Some(Publisher {
+                client_id: self.client.client_id.clone(),
+                username: self.client.username.clone(),
+                qos,
+                retain: publish.retain,
+            }),
+            receipt,
+        }
+    }
+
+    /// Waits while the store is behind: this connection's socket is not read meanwhile, so TCP
+    /// holds the publisher back.
+    pub(super) async fn hand_to_ingest(&self, incoming: Incoming) -> Result<(), String> {
+        let intake = &self.shared.intake;
+        let stopping = |_| "edgemq is stopping".to_string();
+        match intake.try_send(Intake::Message(incoming)) {
+            Ok(()) => Ok(()),
+            Err(flume::TrySendError::Full(item)) => {
+                let m = &self.shared.metrics;
+                m.held_back.fetch_add(1, Relaxed);
+                m.queue_depth
+                    .store(intake.capacity().unwrap_or(0) as u64, Relaxed);
+                intake.send_async(item).await.map_err(|_| stopping(()))
+            }
+            Err(flume::TrySendError::Disconnected(_)) => Err(stopping(())),
+        }
+    }
+
+    /// Sends the acknowledgement now, or once message `seq` is committed when acks are durable.
+    pub(super) fn acknowledge(&mut self, seq: u64, ack: Waiting) {
+        if self.durable {
+            self.waiting.push_back((seq, ack));
+            if self.receipts.committed() >= seq {
+                self.release_acks();
+            }
+        } else {
+            self.write_ack(ack);
+        }
+    }
+
+    pub(super) fn release_acks(&mut self) {
+        let committed = self.receipts.committed();
+        while let Some((seq, _)) = self.waiting.front() {
+            if *seq > committed {
+                break;
+            }
+            if let Some((_, ack)) = self.waiting.pop_front() {
+                self.write_ack(ack);
+            }
+        }
+    }
+
+    pub(super) fn write_ack(&mut self, ack: Waiting) {
+        let packet = match ack {
+            Waiting::PubAck(pkid) => Packet::PubAck(
+                PubAck {
+                    pkid,
+                    reason: PubAckReason::Success,
+                },
+                None,
+            ),
+            Waiting::PubRec(pkid) => Packet::PubRec(
+                PubRec {
+                    pkid,
+                    reason: PubRecReason::Success,
+                },
+                None,
+            ),
+        };
+        self.write(packet);
+    }
+}
