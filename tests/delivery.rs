@@ -355,6 +355,17 @@ fn an_mqtt_5_session_lasts_as_long_as_its_expiry_interval() {
     std::thread::sleep(std::time::Duration::from_secs(4));
     let (_third, present) = connected_v5(&edgemq, 0x00, "expiring", &two_seconds);
     assert!(!present, "after 4 s the 2 s session is gone");
+    // Clean Start discards a kept session, and the new one is kept for its own expiry.
+    let a_minute = [0x11, 0, 0, 0, 60];
+    let (mut kept, _) = connected_v5(&edgemq, 0x00, "restarting", &a_minute);
+    kept.write_all(&normal_disconnect).unwrap();
+    assert_eq!(until_closed(&mut kept, "DISCONNECT"), b"");
+    let (mut fresh, present) = connected_v5(&edgemq, 0x02, "restarting", &a_minute);
+    assert!(!present, "Clean Start: no session present");
+    fresh.write_all(&normal_disconnect).unwrap();
+    assert_eq!(until_closed(&mut fresh, "DISCONNECT"), b"");
+    let (_back, present) = connected_v5(&edgemq, 0x00, "restarting", &a_minute);
+    assert!(present, "the clean-started session was kept for its expiry");
     assert!(edgemq.stop().success());
 }
 

@@ -12,7 +12,6 @@ use rumqttd::protocol::{
     ConnAck, ConnAckProperties, ConnectReturnCode, DisconnectReasonCode, LastWill,
     LastWillProperties, Packet, Publish, PublishProperties,
 };
-use rumqttd::Notification;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,8 +34,10 @@ pub struct Client {
     pub clean: bool,
     /// How long the session is kept once the connection ends (None: for ever).
     pub expiry: Option<Duration>,
-    /// The router kept a session for this client id.
-    pub session_present: bool,
+    /// This connection's number (for handing the session's state on).
+    pub connection: u64,
+    /// The state of the session it resumes, if it does.
+    pub resumed: Option<super::session::Outgoing>,
     /// MQTT 5: how many QoS 1/2 deliveries the client takes unacknowledged.
     pub receive_maximum: Option<u16>,
     pub will: Option<Will>,
@@ -146,7 +147,9 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         .as_ref()
         .and_then(|p| p.session_expiry_interval)
         .unwrap_or(0);
-    // rumqttd has one flag: a session is kept after disconnecting, and resumed, or neither.
+    // Clean start (3.x: clean session) discards a kept session; `clean` ends it with the
+    // connection (MQTT 5: no expiry).
+    let clean_start = connect.clean_session;
     let clean = match version {
         Version::V5 => expiry == 0,
         _ => connect.clean_session,
@@ -169,10 +172,10 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let router_id = router_client_id(&client_id);
     let router = shared.router.clone();
-    // A session that expired while its client was away is gone: the router forgets it too.
-    let fresh = clean || shared.parked.forget_if_expired(&client_id);
-    let linked = tokio::task::spawn_blocking(move || router.link(&router_id, fresh)).await;
-    let (link_tx, link_rx, notification) = match linked {
+    // The router keeps no session: edgemq does (parked, and in the store), gives the router the
+    // session's filters again, and reads what the client missed from the store.
+    let linked = tokio::task::spawn_blocking(move || router.link(&router_id, true)).await;
+    let (link_tx, link_rx, _connack) = match linked {
         Ok(Ok(link)) => link,
         Ok(Err(e)) => {
             let code = match version {
@@ -184,16 +187,10 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         }
         Err(e) => return Err(format!("linking failed: {e}")),
     };
-    let router_kept = match notification {
-        Notification::DeviceAck(ack) => match Packet::from(ack) {
-            Packet::ConnAck(connack, _) => connack.session_present,
-            _ => false,
-        },
-        _ => false,
-    };
-    // A session saved before a restart is edgemq's, not the router's.
-    let kept = router_kept || (!fresh && shared.parked.holds(&client_id));
-    let session_present = kept && version != Version::V31;
+    // Waits for a connection it takes over to hand the session on.
+    let resume = !clean_start && !shared.parked.forget_if_expired(&client_id);
+    let (connection, resumed) = shared.parked.claim(&client_id, resume).await;
+    let session_present = resumed.is_some() && version != Version::V31;
     let connack_properties = (version == Version::V5).then(|| ConnAckProperties {
         receive_max: Some(RECEIVE_MAXIMUM),
         max_packet_size: u32::try_from(max).ok(),
@@ -210,9 +207,11 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         .write(Packet::ConnAck(connack, connack_properties), &mut out)
         .map_err(|e| format!("CONNACK: {e}"))?;
     if let Err(e) = socket.write_all(&out).await {
-        // The link exists: end it so the router forgets it.
+        // The link exists: end it so the router forgets it; the session stays for next time.
         let mut link_tx = link_tx;
         end_link(&mut link_tx).await;
+        let keep = resumed.filter(|_| !clean);
+        shared.parked.park(&client_id, connection, keep, expiry);
         return Err(format!("closed before CONNACK: {e}"));
     }
     Ok(Client {
@@ -222,7 +221,8 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         keep_alive: connect.keep_alive,
         clean,
         expiry,
-        session_present: kept,
+        connection,
+        resumed,
         receive_maximum: properties.as_ref().and_then(|p| p.receive_maximum),
         will: will.map(|w| to_will(w, will_properties)),
         link_tx,

@@ -265,9 +265,7 @@ async fn serve(
     );
     shared.metrics.connected_clients.fetch_add(1, Relaxed);
     shared.metrics.connections_total.fetch_add(1, Relaxed);
-    let resume = !client.clean && client.session_present;
-    let (connection, resumed) = shared.parked.claim(&client.client_id, resume).await;
-    session::Session::new(client, shared, connection, resumed)
+    session::Session::new(client, shared)
         .run(socket, buf, reading)
         .await;
     drop(open);

@@ -1,7 +1,8 @@
-//! What a persistent session keeps in edgemq while its client is away (the router keeps its
-//! filters and the messages since): the QoS granted to each filter and the deliveries not yet
-//! acknowledged. A session that ends parks them; the next connection with the client id takes
-//! them, waiting a moment for a session that is still ending (a takeover).
+//! What a persistent session keeps while its client is away: its filters and the QoS granted
+//! to each, how far it has read the log, and the deliveries not yet acknowledged (the router
+//! keeps nothing; the session reads what it missed from the store when it resumes). A session
+//! that ends parks them; the next connection with the client id takes them, waiting a moment
+//! for a session that is still ending (a takeover).
 
 use super::session::Outgoing;
 use crate::store::SavedSession;
@@ -70,12 +71,6 @@ impl Parked {
                 Slot::Parked(Box::new(state), deadline),
             );
         }
-    }
-
-    /// Whether a session is parked for `client_id` (and has not expired).
-    pub fn holds(&self, client_id: &str) -> bool {
-        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        matches!(slots.get(client_id), Some(Slot::Parked(_, d)) if !passed(*d))
     }
 
     /// Whether the session parked for `client_id` expired; if so it is forgotten.

@@ -94,12 +94,8 @@ pub const QUEUED_MAX: usize = 10_000;
 impl Session {
     /// The session of `client`, served by `connection`; `resumed` is the state a persistent
     /// session parked when its last connection ended.
-    pub fn new(
-        client: Client,
-        shared: Arc<Shared>,
-        connection: u64,
-        resumed: Option<Outgoing>,
-    ) -> Session {
+    pub fn new(mut client: Client, shared: Arc<Shared>) -> Session {
+        let (connection, resumed) = (client.connection, client.resumed.take());
         let window = match client.receive_maximum {
             Some(max) => usize::from(max).min(shared.settings.max_inflight_messages),
             None => shared.settings.max_inflight_messages,

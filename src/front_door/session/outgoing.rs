@@ -188,6 +188,8 @@ impl Outgoing {
     pub fn resume(&mut self, window: usize, away_through: i64, queue_qos0: bool) {
         self.window = window.max(1);
         self.qos0_skipped_through = if queue_qos0 { 0 } else { away_through };
+        // Its link into the router is new.
+        self.router_subscribed = false;
         if let Mode::Live = self.mode {
             self.mode = Mode::CatchUp {
                 after: self.cursor,
