@@ -447,3 +447,27 @@ fn an_unacknowledged_delivery_comes_again_with_dup_after_kill_9() {
     );
     assert!(edgemq.stop().success());
 }
+
+#[test]
+fn deliveries_carry_the_subscription_identifier_live_and_retained() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    mosquitto_pub(&edgemq, "sid/kept", b"r", &["-r", "-q", "1"]);
+    let with_id = [
+        "-V",
+        "mqttv5",
+        "-D",
+        "subscribe",
+        "subscription-identifier",
+        "7",
+    ];
+    let mut sub = Sub::start(
+        &edgemq,
+        &[&with_id[..], &["-t", "sid/#", "-F", "%t %S"]].concat(),
+    );
+    let mut without = Sub::start(&edgemq, &["-V", "mqttv5", "-t", "sid/#", "-F", "%t [%S]"]);
+    mosquitto_pub(&edgemq, "sid/live", b"l", &["-q", "1"]);
+    assert_eq!(sub.messages(2), ["sid/kept 7", "sid/live 7"]);
+    assert_eq!(without.messages(2), ["sid/kept []", "sid/live []"]);
+    assert!(edgemq.stop().success());
+}

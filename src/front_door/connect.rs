@@ -195,7 +195,6 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         receive_max: Some(RECEIVE_MAXIMUM),
         max_packet_size: u32::try_from(max).ok(),
         assigned_client_identifier: assigned.then(|| client_id.to_string()),
-        subscription_identifiers_available: Some(0),
         ..Default::default()
     });
     let connack = ConnAck {

@@ -84,7 +84,7 @@ pub struct Session {
 /// granted to each filter that went to the router; the new `$SYS` filters.
 type SubAckInProgress = (
     Vec<Option<SubscribeReasonCode>>,
-    Vec<(String, QoS)>,
+    Vec<(String, QoS, Option<usize>)>,
     Vec<String>,
 );
 

@@ -109,8 +109,8 @@ pub struct RetainedChange {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SavedSession {
     pub client_id: String,
-    /// (filter, granted QoS)
-    pub subscriptions: Vec<(String, u8)>,
+    /// (filter, granted QoS, MQTT 5 subscription identifier)
+    pub subscriptions: Vec<(String, u8, Option<usize>)>,
     pub acked_through: i64,
     pub sent_through: i64,
     /// Unix ms; None while connected, or when it never expires.

@@ -68,7 +68,7 @@ impl Session {
             .outgoing
             .subscriptions()
             .into_iter()
-            .map(|(path, _)| Filter {
+            .map(|(path, ..)| Filter {
                 path,
                 qos: QoS::AtMostOnce,
                 nolocal: false,

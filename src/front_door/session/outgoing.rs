@@ -83,8 +83,9 @@ pub enum Sending {
 
 #[derive(Debug, Clone)]
 pub struct Outgoing {
-    /// Filters as subscribed (`$share/group/...` included) and the QoS granted to each.
-    granted: Vec<(String, QoS)>,
+    /// Filters as subscribed (`$share/group/...` included), with the QoS granted to each and
+    /// its MQTT 5 subscription identifier.
+    granted: Vec<(String, QoS, Option<usize>)>,
     window: usize,
     in_flight: HashMap<u16, InFlight>,
     /// Packet ids in flight, in the order they were first sent.
@@ -134,13 +135,13 @@ impl Outgoing {
     /// its client comes back (what was sent before, through `sent_through`, with DUP).
     pub fn restored(
         limit: usize,
-        subscriptions: &[(String, u8)],
+        subscriptions: &[(String, u8, Option<usize>)],
         acked_through: i64,
         sent_through: i64,
     ) -> Outgoing {
         let mut restored = Outgoing::new(1, limit);
-        for (filter, qos) in subscriptions {
-            restored.grant(filter, qos_of(*qos));
+        for (filter, qos, id) in subscriptions {
+            restored.grant(filter, qos_of(*qos), *id);
         }
         restored.cursor = acked_through;
         restored.skip_through = acked_through;
@@ -150,11 +151,12 @@ impl Outgoing {
     }
 
     /// The filters and the QoS granted to each, as saved.
-    pub fn subscriptions(&self) -> Vec<(String, u8)> {
-        self.granted
+    pub fn subscriptions(&self) -> Vec<(String, u8, Option<usize>)> {
+        let saved = self
+            .granted
             .iter()
-            .map(|(f, q)| (f.clone(), *q as u8))
-            .collect()
+            .map(|(f, q, id)| (f.clone(), *q as u8, *id));
+        saved.collect()
     }
 
     /// Every message up to this id was delivered and acknowledged (or was not for the client).
@@ -200,37 +202,52 @@ impl Outgoing {
         }
     }
 
-    /// Subscribes `filter` at `qos`, or changes the QoS of an existing subscription.
-    pub fn grant(&mut self, filter: &str, qos: QoS) {
-        match self.granted.iter_mut().find(|(f, _)| f == filter) {
-            Some(entry) => entry.1 = qos,
-            None => self.granted.push((filter.to_string(), qos)),
+    /// Subscribes `filter` at `qos` with an MQTT 5 subscription identifier, or replaces an
+    /// existing subscription's ([MQTT-3.8.4-3]).
+    pub fn grant(&mut self, filter: &str, qos: QoS, id: Option<usize>) {
+        match self.granted.iter_mut().find(|(f, ..)| f == filter) {
+            Some(entry) => (entry.1, entry.2) = (qos, id),
+            None => self.granted.push((filter.to_string(), qos, id)),
         }
     }
 
     /// Whether `filter` was subscribed.
     pub fn revoke(&mut self, filter: &str) -> bool {
         let before = self.granted.len();
-        self.granted.retain(|(f, _)| f != filter);
+        self.granted.retain(|(f, ..)| f != filter);
         self.granted.len() < before
+    }
+
+    /// For a topic: the highest QoS granted to a matching filter, the subscription identifiers
+    /// of all of them, and how many match (the router sends one copy per matching filter).
+    fn matching(&self, topic: &str) -> Option<(QoS, Vec<usize>, usize)> {
+        let mut found: Option<(QoS, Vec<usize>, usize)> = None;
+        for (filter, qos, id) in &self.granted {
+            if !topic::matches(shared_filter(filter), topic) {
+                continue;
+            }
+            let (best, ids, n) = found.get_or_insert((*qos, Vec::new(), 0));
+            *best = higher(*best, *qos);
+            ids.extend(*id);
+            *n += 1;
+        }
+        if let Some((_, ids, _)) = &mut found {
+            ids.sort_unstable();
+            ids.dedup();
+        }
+        found
     }
 
     /// Takes a copy the router forwarded: once per message, at the QoS the client gets.
     pub fn accept(&mut self, forward: Forward) -> Accepted {
         let (stamp, properties) = unstamp(forward.properties);
         let topic = String::from_utf8_lossy(&forward.publish.topic);
-        let matching: Vec<QoS> = self
-            .granted
-            .iter()
-            .filter(|(filter, _)| topic::matches(shared_filter(filter), &topic))
-            .map(|(_, qos)| *qos)
-            .collect();
-        let Some(granted) = matching.iter().copied().max_by_key(|q| *q as u8) else {
+        let Some((granted, ids, copies)) = self.matching(&topic) else {
             return Accepted::Unmatched;
         };
         // A retained message sent for a new subscription comes once (no cursor).
         if let (Some(stamp), Some(_)) = (stamp, forward.cursor) {
-            if self.another_copy(stamp.id, matching.len()) {
+            if self.another_copy(stamp.id, copies) {
                 return Accepted::Duplicate;
             }
         }
@@ -242,7 +259,7 @@ impl Outgoing {
         };
         let delivery = Delivery {
             publish: forward.publish,
-            properties,
+            properties: with_identifiers(properties, ids),
             qos: lower(published, granted),
             id: id.max(0),
             dup: false,
@@ -250,11 +267,12 @@ impl Outgoing {
         self.take(id, delivery)
     }
 
-    /// A retained message for a new subscription granted `granted`: sent whatever waits.
-    pub fn retained(&mut self, topic: String, kept: Kept, granted: QoS) {
+    /// A retained message for a new subscription granted `granted` (with identifier `id`):
+    /// sent whatever waits.
+    pub fn retained(&mut self, topic: String, kept: Kept, granted: QoS, id: Option<usize>) {
         self.waiting.push_back(Delivery {
             publish: Publish::new(Bytes::from(topic), kept.payload, true),
-            properties: kept.properties,
+            properties: with_identifiers(kept.properties, id.into_iter().collect()),
             qos: lower(qos_of(kept.qos), granted),
             id: 0,
             dup: false,
@@ -332,13 +350,7 @@ impl Outgoing {
     pub fn page(&mut self, rows: Vec<Logged>, through: i64) -> usize {
         let before = self.waiting.len();
         for row in rows {
-            let granted = self
-                .granted
-                .iter()
-                .filter(|(filter, _)| topic::matches(shared_filter(filter), &row.topic))
-                .map(|(_, qos)| *qos)
-                .max_by_key(|q| *q as u8);
-            if let Some(granted) = granted {
+            if let Some((granted, ids, _)) = self.matching(&row.topic) {
                 let qos = lower(qos_of(row.qos), granted);
                 if qos == QoS::AtMostOnce && row.id <= self.qos0_skipped_through {
                     continue;
@@ -346,7 +358,7 @@ impl Outgoing {
                 let publish = Publish::new(Bytes::from(row.topic), Bytes::from(row.payload), false);
                 self.waiting.push_back(Delivery {
                     publish,
-                    properties: None,
+                    properties: with_identifiers(None, ids),
                     qos,
                     id: row.id,
                     dup: row.id <= self.sent_through,
@@ -514,6 +526,25 @@ fn qos_of(n: u8) -> QoS {
     }
 }
 
+fn higher(a: QoS, b: QoS) -> QoS {
+    if (a as u8) >= (b as u8) {
+        a
+    } else {
+        b
+    }
+}
+
+/// The properties a delivery goes out with: the publisher's, with the subscription
+/// identifiers of the client's matching filters (none, when none was given).
+fn with_identifiers(
+    properties: Option<PublishProperties>,
+    ids: Vec<usize>,
+) -> Option<PublishProperties> {
+    let mut properties = properties.unwrap_or_default();
+    properties.subscription_identifiers = ids;
+    (properties != PublishProperties::default()).then_some(properties)
+}
+
 fn lower(a: QoS, b: QoS) -> QoS {
     if (a as u8) <= (b as u8) {
         a
@@ -548,9 +579,9 @@ mod tests {
     #[test]
     fn qos_is_the_lower_of_published_and_granted_and_overlaps_give_one_copy() {
         let mut out = Outgoing::new(10, 100);
-        out.grant("a/#", QoS::AtMostOnce);
-        out.grant("a/b", QoS::ExactlyOnce);
-        out.grant("$share/g/a/+", QoS::AtLeastOnce);
+        out.grant("a/#", QoS::AtMostOnce, None);
+        out.grant("a/b", QoS::ExactlyOnce, None);
+        out.grant("$share/g/a/+", QoS::AtLeastOnce, None);
         // Three filters match a/b: one copy is taken, two are duplicates.
         assert_eq!(out.accept(forward("a/b", 1, 2)), Accepted::Queued);
         assert_eq!(out.accept(forward("a/b", 1, 2)), Accepted::Duplicate);
@@ -571,7 +602,7 @@ mod tests {
     #[test]
     fn the_window_holds_the_rest_until_acknowledged() {
         let mut out = Outgoing::new(2, 100);
-        out.grant("#", QoS::AtLeastOnce);
+        out.grant("#", QoS::AtLeastOnce, None);
         for id in 1..=4 {
             out.accept(forward("t", id, 1));
         }

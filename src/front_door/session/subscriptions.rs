@@ -46,9 +46,10 @@ impl Session {
                 codes.push(None);
                 // [MQTT-3.8.4-3] Subscribing again replaces the subscription and its QoS.
                 let granted = filter.qos;
+                let id = properties.as_ref().and_then(|p| p.id);
                 self.outgoing.start_after(self.shared.outbox.last_routed());
-                self.outgoing.grant(&filter.path, granted);
-                granted_qos.push((filter.path.clone(), granted));
+                self.outgoing.grant(&filter.path, granted, id);
+                granted_qos.push((filter.path.clone(), granted, id));
                 // Retained messages come from edgemq, after the SUBACK.
                 forward.push(Filter {
                     qos: QoS::AtMostOnce,
@@ -150,12 +151,12 @@ impl Session {
                 code.or_else(|| {
                     from_router
                         .next()
-                        .map(|(code, (filter, granted))| match code {
+                        .map(|(code, (filter, granted, id))| match code {
                             SubscribeReasonCode::Success(_)
                             | SubscribeReasonCode::QoS0
                             | SubscribeReasonCode::QoS1
                             | SubscribeReasonCode::QoS2 => {
-                                subscribed.push((filter, granted));
+                                subscribed.push((filter, granted, id));
                                 SubscribeReasonCode::Success(granted)
                             }
                             refused => refused,
@@ -170,14 +171,14 @@ impl Session {
         };
         self.write(Packet::SubAck(suback, properties));
         self.send_new_sys(&new_sys);
-        for (filter, granted) in subscribed {
+        for (filter, granted, id) in subscribed {
             let filter = filter
                 .strip_prefix("$share/")
                 .map_or(filter.as_str(), |rest| {
                     rest.split_once('/').map_or(rest, |(_, f)| f)
                 });
             for (topic, kept) in self.shared.retained.matching(filter) {
-                self.outgoing.retained(topic, kept, granted);
+                self.outgoing.retained(topic, kept, granted, id);
             }
         }
     }
