@@ -241,6 +241,7 @@ struct Running {
 fn edgemq() -> &'static Running {
     static RUNNING: OnceLock<Running> = OnceLock::new();
     RUNNING.get_or_init(|| {
+        keep_panic_messages();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let db = dir.path().join("fuzz.db");
         let text = format!(
@@ -282,4 +283,20 @@ fn exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
         }
         _ => answer,
     }
+}
+
+/// With `EDGEMQ_FUZZ_PANICS=FILE`, every panic's message is also appended to FILE: in fork mode
+/// libFuzzer keeps the crashing input but not the job's output, and a crash that depends on
+/// what came before (edgemq runs across inputs) may not reproduce from the input alone.
+fn keep_panic_messages() {
+    let Some(path) = std::env::var_os("EDGEMQ_FUZZ_PANICS") else {
+        return;
+    };
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+            let _ = writeln!(file, "{info}\n{}", std::backtrace::Backtrace::force_capture());
+        }
+        previous(info);
+    }));
 }
