@@ -189,3 +189,24 @@ fn a_bad_response_topic_is_answered_with_an_error_on_the_reply_topic() {
     round_trip_works(&edgemq, &mut watcher, 0);
     assert!(edgemq.stop().success());
 }
+
+/// A PUBLISH from a client must not carry a subscription identifier [MQTT-3.3.4-6]. rumqttd's
+/// router drops the whole link such a copy arrives on, which is the one every copy takes: one
+/// client could have stopped all live delivery. That client is disconnected instead.
+#[test]
+fn a_publish_with_a_subscription_identifier_closes_only_its_client() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let mut watcher = Sub::start(&edgemq, &["-t", "#"]);
+    let mut client = connected(&edgemq, 5, "sid-sender");
+    let mut body = string(b"sid/x");
+    body.extend([2, 0x0b, 7]); // properties: subscription identifier 7
+    body.extend_from_slice(b"forged");
+    client.write_all(&packet(0x30, &body)).unwrap();
+    let sent = until_closed(&mut client, "a PUBLISH with a subscription identifier");
+    assert_eq!(sent.get(..3), Some(&b"\xe0\x01\x82"[..]), "{sent:02x?}");
+    for n in 0..3 {
+        round_trip_works(&edgemq, &mut watcher, 300 + n);
+    }
+    assert!(edgemq.stop().success());
+}

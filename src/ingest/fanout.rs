@@ -40,7 +40,12 @@ impl Fanout {
                 .publisher
                 .as_ref()
                 .map_or((0, false), |p| (p.qos, p.retain));
-            let properties = incoming.properties.as_deref().cloned();
+            // What the router would refuse the whole link for never reaches it.
+            let properties = incoming.properties.as_deref().cloned().map(|mut p| {
+                p.subscription_identifiers.clear();
+                p.topic_alias = None;
+                p
+            });
             if retain {
                 let topic = String::from_utf8_lossy(&incoming.topic);
                 let payload = incoming.payload.clone();

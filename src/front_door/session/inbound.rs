@@ -25,6 +25,16 @@ impl Session {
                 "topic aliases are not accepted (none offered in CONNACK)",
             ));
         }
+        // [MQTT-3.3.4-6] Only a server sends subscription identifiers.
+        if properties
+            .as_ref()
+            .is_some_and(|p| !p.subscription_identifiers.is_empty())
+        {
+            return Err(self.fail(
+                DisconnectReasonCode::ProtocolError,
+                "a PUBLISH with a subscription identifier",
+            ));
+        }
         if !crate::topic::valid_name(&publish.topic) {
             return Err(self.fail(
                 DisconnectReasonCode::TopicNameInvalid,
