@@ -188,8 +188,8 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         Err(e) => return Err(format!("linking failed: {e}")),
     };
     // Waits for a connection it takes over to hand the session on.
-    let resume = !clean_start && !shared.parked.forget_if_expired(&client_id);
-    let (connection, resumed) = shared.parked.claim(&client_id, resume).await;
+    // An expired session is not resumed (claim forgets it).
+    let (connection, resumed) = shared.parked.claim(&client_id, !clean_start).await;
     let session_present = resumed.is_some() && version != Version::V31;
     let connack_properties = (version == Version::V5).then(|| ConnAckProperties {
         receive_max: Some(RECEIVE_MAXIMUM),

@@ -73,16 +73,6 @@ impl Parked {
         }
     }
 
-    /// Whether the session parked for `client_id` expired; if so it is forgotten.
-    pub fn forget_if_expired(&self, client_id: &str) -> bool {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        let expired = matches!(slots.get(client_id), Some(Slot::Parked(_, d)) if passed(*d));
-        if expired {
-            slots.remove(client_id);
-        }
-        expired
-    }
-
     /// The session served by `connection` ended: its state is kept for the next connection
     /// for `expiry` (None: for ever; `state` None: a clean session, forgotten), unless another
     /// connection took over already.

@@ -499,6 +499,13 @@ impl Sub {
         out
     }
 
+    /// Fails if any message comes within 300 ms (after what was expected).
+    #[track_caller]
+    pub fn nothing_more(&mut self) {
+        let more = self.quiet_for(Duration::from_millis(300));
+        assert_eq!(more, Vec::<String>::new(), "nothing more");
+    }
+
     /// Waits for mosquitto_sub to exit by itself (after `-C N` messages), and says how.
     #[track_caller]
     pub fn wait_exit(&mut self) -> ExitStatus {

@@ -8,23 +8,21 @@
 //! the last id it took (`cursor`), keeps only the newest live copies in a ring, and reads the
 //! log from the cursor in pages as the client makes room; once the pages reach what the ring
 //! holds without a gap, it rejoins live there. A slow client gets everything, in order, and
-//! memory stays bounded however far behind it is.
+//! memory stays bounded however far behind it is (`catchup`).
 
 use crate::broker::retained::Kept;
 use crate::broker::stamp::unstamp;
-use crate::query::log::Logged;
 use crate::topic;
 use bytes::Bytes;
 use rumqttd::protocol::{Packet, PubRel, PubRelReason, Publish, PublishProperties, QoS};
 use rumqttd::Forward;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+mod catchup;
+use catchup::Mode;
+
 /// Ids of messages whose other copies are still to come, remembered at most this long.
 const COPIES_REMEMBERED: usize = 4096;
-/// Ids of the log read per page while catching up.
-pub const PAGE_IDS: i64 = 2_000;
-/// Live copies kept while catching up (the newest).
-const RING: usize = 2_000;
 
 /// One message on its way to the client.
 #[derive(Debug, Clone)]
@@ -55,24 +53,6 @@ pub enum Accepted {
     Unmatched,
     /// The queue was full and the message is not in the store (edgemq's own publications).
     Dropped,
-}
-
-/// Whether the session takes live copies or reads the log.
-#[derive(Debug, Clone)]
-enum Mode {
-    Live,
-    CatchUp {
-        /// Every message up to this id has been read from the log.
-        after: i64,
-        /// The newest live copies, by id.
-        ring: VecDeque<(i64, Delivery)>,
-        /// Pages must pass this id before rejoining live: the highest id the ring let go of,
-        /// or, for a resumed session, the id before the first live copy (`None` until one
-        /// comes: what the router kept for the absent client may have gaps).
-        evicted_through: Option<i64>,
-        /// A page is being read.
-        reading: bool,
-    },
 }
 
 /// A packet to write, and for a PUBLISH the QoS and packet id it goes out with.
@@ -182,26 +162,6 @@ impl Outgoing {
         }
     }
 
-    /// A resumed session: its new connection's window, and what was published while its client
-    /// was away read from the log (the router's own queue for it is bounded), from the last
-    /// message it took.
-    /// Unless `queue_qos0`, what would reach the client at QoS 0 and was routed while it was away
-    /// (through `away_through`) is left out, as Mosquitto does.
-    pub fn resume(&mut self, window: usize, away_through: i64, queue_qos0: bool) {
-        self.window = window.max(1);
-        self.qos0_skipped_through = if queue_qos0 { 0 } else { away_through };
-        // Its link into the router is new.
-        self.router_subscribed = false;
-        if let Mode::Live = self.mode {
-            self.mode = Mode::CatchUp {
-                after: self.cursor,
-                ring: VecDeque::with_capacity(RING),
-                evicted_through: None,
-                reading: false,
-            };
-        }
-    }
-
     /// Subscribes `filter` at `qos` with an MQTT 5 subscription identifier, or replaces an
     /// existing subscription's ([MQTT-3.8.4-3]).
     pub fn grant(&mut self, filter: &str, qos: QoS, id: Option<usize>) {
@@ -282,137 +242,24 @@ impl Outgoing {
     /// A live copy of message `id` (0 or less: not to be read from the log).
     fn take(&mut self, id: i64, delivery: Delivery) -> Accepted {
         let full = self.waiting.len() >= self.limit;
-        match &mut self.mode {
-            _ if id <= 0 && full => Accepted::Dropped,
-            _ if id <= 0 => {
-                self.waiting.push_back(delivery);
-                Accepted::Queued
+        if id <= 0 {
+            if full {
+                return Accepted::Dropped;
             }
-            Mode::Live if id <= self.skip_through => Accepted::Duplicate,
-            Mode::Live if full => {
-                let mut ring = VecDeque::with_capacity(RING);
-                ring.push_back((id, delivery));
-                self.mode = Mode::CatchUp {
-                    after: self.cursor,
-                    ring,
-                    evicted_through: Some(self.cursor),
-                    reading: false,
-                };
-                Accepted::Queued
-            }
-            Mode::Live => {
-                self.cursor = self.cursor.max(id);
-                self.waiting.push_back(delivery);
-                Accepted::Queued
-            }
-            Mode::CatchUp {
-                ring,
-                evicted_through,
-                ..
-            } => {
-                ring.push_back((id, delivery));
-                let through = evicted_through.get_or_insert(id - 1);
-                if ring.len() > RING {
-                    if let Some((old, _)) = ring.pop_front() {
-                        *through = (*through).max(old);
-                    }
-                }
-                Accepted::Queued
-            }
+            self.waiting.push_back(delivery);
+            return Accepted::Queued;
         }
-    }
-
-    /// Whether the session is reading the log.
-    pub fn catching_up(&self) -> bool {
-        matches!(self.mode, Mode::CatchUp { .. })
-    }
-
-    /// The page of the log to read next, `(after, through]`, when there is room for it and
-    /// something committed to read; the caller reads it and hands it to `page`.
-    pub fn next_page(&mut self, committed: i64) -> Option<(i64, i64)> {
-        let room = self.waiting.len() + PAGE_IDS as usize <= self.limit;
-        match &mut self.mode {
-            Mode::CatchUp { after, reading, .. } if !*reading && room && *after < committed => {
-                *reading = true;
-                Some((*after, committed.min(*after + PAGE_IDS)))
-            }
-            Mode::CatchUp { after, reading, .. } if !*reading && *after >= committed => {
-                let after = *after;
-                self.rejoin(after, true);
-                None
-            }
-            _ => None,
+        if self.catching_up() {
+            self.keep_in_ring(id, delivery);
+        } else if id <= self.skip_through {
+            return Accepted::Duplicate;
+        } else if full {
+            self.fall_behind(id, delivery);
+        } else {
+            self.cursor = self.cursor.max(id);
+            self.waiting.push_back(delivery);
         }
-    }
-
-    /// A page of the log, `(after, through]`: what the client's filters match goes to the
-    /// queue; once the pages have passed what the ring let go of, the session is live again.
-    pub fn page(&mut self, rows: Vec<Logged>, through: i64) -> usize {
-        let before = self.waiting.len();
-        for row in rows {
-            if let Some((granted, ids, _)) = self.matching(&row.topic) {
-                let qos = lower(qos_of(row.qos), granted);
-                if qos == QoS::AtMostOnce && row.id <= self.qos0_skipped_through {
-                    continue;
-                }
-                let publish = Publish::new(Bytes::from(row.topic), Bytes::from(row.payload), false);
-                self.waiting.push_back(Delivery {
-                    publish,
-                    properties: with_identifiers(None, ids),
-                    qos,
-                    id: row.id,
-                    dup: row.id <= self.sent_through,
-                });
-            }
-        }
-        self.cursor = self.cursor.max(through);
-        let taken = self.waiting.len() - before;
-        let Mode::CatchUp { after, reading, .. } = &mut self.mode else {
-            return taken;
-        };
-        *after = through;
-        *reading = false;
-        self.rejoin(through, false);
-        taken
-    }
-
-    /// Goes live again once the log has been read through `through`, if the ring holds every
-    /// live copy after it and the queue has room for them. While no live copy has come (a
-    /// resumed session), only the committed head (`at_head`) is such a point.
-    fn rejoin(&mut self, through: i64, at_head: bool) {
-        let Mode::CatchUp {
-            ring,
-            evicted_through,
-            ..
-        } = &mut self.mode
-        else {
-            return;
-        };
-        let gap_until = match evicted_through {
-            Some(id) => *id,
-            None if at_head => i64::MIN,
-            None => return,
-        };
-        if through < gap_until || self.waiting.len() + ring.len() > self.limit {
-            return;
-        }
-        let ring = std::mem::take(ring);
-        self.mode = Mode::Live;
-        self.skip_through = through;
-        for (id, delivery) in ring {
-            let away = delivery.qos == QoS::AtMostOnce && id <= self.qos0_skipped_through;
-            if id > through && !away {
-                self.cursor = self.cursor.max(id);
-                self.waiting.push_back(delivery);
-            }
-        }
-    }
-
-    /// A page could not be read: it is asked for again.
-    pub fn page_failed(&mut self) {
-        if let Mode::CatchUp { reading, .. } = &mut self.mode {
-            *reading = false;
-        }
+        Accepted::Queued
     }
 
     /// Whether message `id` was already taken from another of its `copies` copies.
@@ -511,7 +358,7 @@ impl Outgoing {
 }
 
 /// The filter a `$share/group/filter` subscription matches with.
-fn shared_filter(filter: &str) -> &str {
+pub(super) fn shared_filter(filter: &str) -> &str {
     match filter.strip_prefix("$share/") {
         Some(rest) => rest.split_once('/').map_or(rest, |(_, f)| f),
         None => filter,
@@ -519,15 +366,11 @@ fn shared_filter(filter: &str) -> &str {
 }
 
 fn qos_of(n: u8) -> QoS {
-    match n {
-        2 => QoS::ExactlyOnce,
-        1 => QoS::AtLeastOnce,
-        _ => QoS::AtMostOnce,
-    }
+    rumqttd::protocol::qos(n).unwrap_or(QoS::AtMostOnce)
 }
 
 fn higher(a: QoS, b: QoS) -> QoS {
-    if (a as u8) >= (b as u8) {
+    if a >= b {
         a
     } else {
         b
@@ -546,7 +389,7 @@ fn with_identifiers(
 }
 
 fn lower(a: QoS, b: QoS) -> QoS {
-    if (a as u8) <= (b as u8) {
+    if a <= b {
         a
     } else {
         b

@@ -4,6 +4,7 @@
 //! with our own codes, and every UNSUBSCRIBE gets exactly one UNSUBACK, sent when the router
 //! answers the PINGREQ queued behind it.
 
+use super::outgoing::shared_filter;
 use super::Session;
 use crate::front_door::sys::{self, is_sys_filter, SysTree};
 use crate::topic;
@@ -172,12 +173,7 @@ impl Session {
         self.write(Packet::SubAck(suback, properties));
         self.send_new_sys(&new_sys);
         for (filter, granted, id) in subscribed {
-            let filter = filter
-                .strip_prefix("$share/")
-                .map_or(filter.as_str(), |rest| {
-                    rest.split_once('/').map_or(rest, |(_, f)| f)
-                });
-            for (topic, kept) in self.shared.retained.matching(filter) {
+            for (topic, kept) in self.shared.retained.matching(shared_filter(&filter)) {
                 self.outgoing.retained(topic, kept, granted, id);
             }
         }

@@ -1,0 +1,178 @@
+//! Catching up from the store, for a session whose queue is full or that resumes: the newest
+//! live copies wait in a ring while pages of the log are read from the cursor, and the session
+//! rejoins live once the pages pass what the ring let go of.
+
+use super::{lower, qos_of, with_identifiers, Delivery, Outgoing};
+use crate::query::log::Logged;
+use bytes::Bytes;
+use rumqttd::protocol::{Publish, QoS};
+use std::collections::VecDeque;
+
+/// Ids of the log read per page while catching up.
+const PAGE_IDS: i64 = 2_000;
+/// Live copies kept while catching up (the newest).
+const RING: usize = 2_000;
+
+/// Whether the session takes live copies or reads the log.
+#[derive(Debug, Clone)]
+pub(super) enum Mode {
+    Live,
+    CatchUp {
+        /// Every message up to this id has been read from the log.
+        after: i64,
+        /// The newest live copies, by id.
+        ring: VecDeque<(i64, Delivery)>,
+        /// Pages must pass this id before rejoining live: the highest id the ring let go of,
+        /// or, for a resumed session, the id before the first live copy (`None` until one
+        /// comes: what the router kept for the absent client may have gaps).
+        evicted_through: Option<i64>,
+        /// A page is being read.
+        reading: bool,
+    },
+}
+
+impl Outgoing {
+    /// A resumed session: its new connection's window, and what was published while its client
+    /// was away read from the log (the router's own queue for it is bounded), from the last
+    /// message it took.
+    /// Unless `queue_qos0`, what would reach the client at QoS 0 and was routed while it was away
+    /// (through `away_through`) is left out, as Mosquitto does.
+    pub fn resume(&mut self, window: usize, away_through: i64, queue_qos0: bool) {
+        self.window = window.max(1);
+        self.qos0_skipped_through = if queue_qos0 { 0 } else { away_through };
+        // Its link into the router is new.
+        self.router_subscribed = false;
+        if let Mode::Live = self.mode {
+            self.mode = Mode::CatchUp {
+                after: self.cursor,
+                ring: VecDeque::with_capacity(RING),
+                evicted_through: None,
+                reading: false,
+            };
+        }
+    }
+
+    /// The queue is full at live copy `id`: from here the log is read from the cursor.
+    pub(super) fn fall_behind(&mut self, id: i64, delivery: Delivery) {
+        let mut ring = VecDeque::with_capacity(RING);
+        ring.push_back((id, delivery));
+        self.mode = Mode::CatchUp {
+            after: self.cursor,
+            ring,
+            evicted_through: Some(self.cursor),
+            reading: false,
+        };
+    }
+
+    /// A live copy while catching up: kept among the newest.
+    pub(super) fn keep_in_ring(&mut self, id: i64, delivery: Delivery) {
+        let Mode::CatchUp {
+            ring,
+            evicted_through,
+            ..
+        } = &mut self.mode
+        else {
+            return;
+        };
+        ring.push_back((id, delivery));
+        let through = evicted_through.get_or_insert(id - 1);
+        if ring.len() > RING {
+            if let Some((old, _)) = ring.pop_front() {
+                *through = (*through).max(old);
+            }
+        }
+    }
+
+    /// Whether the session is reading the log.
+    pub fn catching_up(&self) -> bool {
+        matches!(self.mode, Mode::CatchUp { .. })
+    }
+
+    /// The page of the log to read next, `(after, through]`, when there is room for it and
+    /// something committed to read; the caller reads it and hands it to `page`.
+    pub fn next_page(&mut self, committed: i64) -> Option<(i64, i64)> {
+        let room = self.waiting.len() + PAGE_IDS as usize <= self.limit;
+        match &mut self.mode {
+            Mode::CatchUp { after, reading, .. } if !*reading && room && *after < committed => {
+                *reading = true;
+                Some((*after, committed.min(*after + PAGE_IDS)))
+            }
+            Mode::CatchUp { after, reading, .. } if !*reading && *after >= committed => {
+                let after = *after;
+                self.rejoin(after, true);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// A page of the log, `(after, through]`: what the client's filters match goes to the
+    /// queue; once the pages have passed what the ring let go of, the session is live again.
+    pub fn page(&mut self, rows: Vec<Logged>, through: i64) -> usize {
+        let before = self.waiting.len();
+        for row in rows {
+            if let Some((granted, ids, _)) = self.matching(&row.topic) {
+                let qos = lower(qos_of(row.qos), granted);
+                if qos == QoS::AtMostOnce && row.id <= self.qos0_skipped_through {
+                    continue;
+                }
+                let publish = Publish::new(Bytes::from(row.topic), Bytes::from(row.payload), false);
+                self.waiting.push_back(Delivery {
+                    publish,
+                    properties: with_identifiers(None, ids),
+                    qos,
+                    id: row.id,
+                    dup: row.id <= self.sent_through,
+                });
+            }
+        }
+        self.cursor = self.cursor.max(through);
+        let taken = self.waiting.len() - before;
+        let Mode::CatchUp { after, reading, .. } = &mut self.mode else {
+            return taken;
+        };
+        *after = through;
+        *reading = false;
+        self.rejoin(through, false);
+        taken
+    }
+
+    /// Goes live again once the log has been read through `through`, if the ring holds every
+    /// live copy after it and the queue has room for them. While no live copy has come (a
+    /// resumed session), only the committed head (`at_head`) is such a point.
+    fn rejoin(&mut self, through: i64, at_head: bool) {
+        let Mode::CatchUp {
+            ring,
+            evicted_through,
+            ..
+        } = &mut self.mode
+        else {
+            return;
+        };
+        let gap_until = match evicted_through {
+            Some(id) => *id,
+            None if at_head => i64::MIN,
+            None => return,
+        };
+        if through < gap_until || self.waiting.len() + ring.len() > self.limit {
+            return;
+        }
+        let ring = std::mem::take(ring);
+        self.mode = Mode::Live;
+        self.skip_through = through;
+        for (id, delivery) in ring {
+            let away = delivery.qos == QoS::AtMostOnce && id <= self.qos0_skipped_through;
+            if id > through && !away {
+                self.cursor = self.cursor.max(id);
+                self.waiting.push_back(delivery);
+            }
+        }
+    }
+
+    /// A page could not be read: it is asked for again.
+    pub fn page_failed(&mut self) {
+        if let Mode::CatchUp { reading, .. } = &mut self.mode {
+            *reading = false;
+        }
+    }
+}
