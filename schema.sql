@@ -14,7 +14,9 @@ CREATE TABLE IF NOT EXISTS messages (
     client_id   TEXT,               -- the MQTT client that published it (or left it as its will)
     username    TEXT,               -- the username that client logged in with
     qos         INTEGER,            -- the QoS it was published with
-    retain      INTEGER             -- 1: published with the retain flag
+    retain      INTEGER,            -- 1: published with the retain flag
+    properties  TEXT                -- its MQTT 5 properties as JSON (user_properties, content_type,
+                                    -- response_topic, correlation_data in base64, ...); NULL: none
 );
 -- Per-device history; messages without a device id (no route) do not pay for it.
 CREATE INDEX IF NOT EXISTS messages_device_time ON messages (device_id, device_time) WHERE device_id IS NOT NULL;
@@ -40,7 +42,8 @@ CREATE TABLE IF NOT EXISTS retained (
     topic      TEXT PRIMARY KEY,
     payload    BLOB    NOT NULL,
     qos        INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
+    updated_at INTEGER NOT NULL,
+    properties TEXT               -- as in messages
 ) WITHOUT ROWID;
 
 -- Messages on a route that could not be decoded or validated, with the reason.
@@ -49,7 +52,9 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     received_at INTEGER NOT NULL,
     topic       TEXT    NOT NULL,
     payload     BLOB    NOT NULL,
-    reason      TEXT    NOT NULL
+    reason      TEXT    NOT NULL,
+    qos         INTEGER,            -- as in messages
+    properties  TEXT                -- as in messages
 );
 
 -- Every device seen, with its registry entry (seed 001's names).

@@ -104,6 +104,7 @@ fn batch_insert(c: &mut Criterion) {
                                 qos: 1,
                                 retain: false,
                             }),
+                            properties: None,
                         })
                         .collect(),
                     ..Batch::default()

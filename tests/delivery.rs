@@ -477,3 +477,46 @@ fn deliveries_carry_the_subscription_identifier_live_and_retained() {
     assert_eq!(without.messages(2), ["sid/kept []", "sid/live []"]);
     assert!(edgemq.stop().success());
 }
+
+#[test]
+fn what_a_session_gets_from_the_store_keeps_its_properties_and_qos() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let format = ["-F", "%t|%p|%q|%D|%R|%C|%P"];
+    let session = ["-V", "mqttv5", "-c", "-i", "kept", "-q", "2"];
+    let filters = ["-t", "kp/#", "-t", "home/temperature"];
+    Sub::start(&edgemq, &[&session[..], &filters, &format].concat()).kill();
+    rows_eventually(&edgemq.db, "SELECT client_id FROM sessions", 1);
+    let mut properties = vec!["-V", "mqttv5", "-q", "1"];
+    properties.extend(["-D", "publish", "correlation-data", "abc"]);
+    properties.extend(["-D", "publish", "response-topic", "r/1"]);
+    properties.extend(["-D", "publish", "content-type", "text/plain"]);
+    properties.extend(["-D", "publish", "user-property", "k", "v"]);
+    mosquitto_pub(&edgemq, "kp/a", b"one", &properties);
+    mosquitto_pub(
+        &edgemq,
+        "kr/x",
+        b"kept",
+        &[&properties[..], &["-r"]].concat(),
+    );
+    // Not JSON on a built-in route: a dead letter, still delivered, at the QoS it came with.
+    mosquitto_pub(&edgemq, "home/temperature", b"not json", &["-q", "2"]);
+    rows_eventually(&edgemq.db, "SELECT id FROM dead_letters", 1);
+    assert!(edgemq.stop().success());
+
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let mut back = Sub::start(&edgemq, &[&session[..], &filters, &format].concat());
+    assert_eq!(
+        back.messages(2),
+        [
+            "kp/a|one|1|abc|r/1|text/plain|k:v",
+            "home/temperature|not json|2||||"
+        ]
+    );
+    let mut retained = Sub::start(
+        &edgemq,
+        &[&["-V", "mqttv5", "-t", "kr/#"], &format[..]].concat(),
+    );
+    assert_eq!(retained.messages(1), ["kr/x|kept|0|abc|r/1|text/plain|k:v"]);
+    assert!(edgemq.stop().success());
+}

@@ -120,11 +120,11 @@ pub enum StartError {
 }
 
 /// Starts the router and edgemq's links, and gives the router back the retained messages
-/// (topic, payload) kept from earlier runs.
+/// kept from earlier runs.
 pub fn start(
     id: usize,
     section: &RouterSection,
-    retained: Vec<(String, Vec<u8>, u8)>,
+    retained: Vec<crate::store::StoredRetained>,
 ) -> Result<Broker, StartError> {
     let router_tx = rumqttd::Router::new(id, section.router_config()).spawn();
     let router = RouterHandle(Arc::new(move |client_id: &str, clean: bool| {
@@ -142,17 +142,13 @@ pub fn start(
         .spawn(move || outbox::drain(outbox_rx))?;
     let (rpc_tx, rpc_rx, _) = router.link(RPC_CLIENT_ID, true).map_err(StartError::Link)?;
     let kept = Arc::new(retained::Retained::default());
-    for (topic, payload, qos) in retained {
-        let properties = None;
-        let payload = payload.into();
-        kept.set(
-            &topic,
-            retained::Kept {
-                payload,
-                qos,
-                properties,
-            },
-        );
+    for r in retained {
+        let kept_one = retained::Kept {
+            payload: r.payload.into(),
+            qos: r.qos,
+            properties: r.properties,
+        };
+        kept.set(&r.topic, kept_one);
     }
     if !kept.is_empty() {
         tracing::info!("{} retained messages restored", kept.len());

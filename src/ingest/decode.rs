@@ -91,6 +91,7 @@ pub fn decode(
             kind: Some(route.kind.as_str()),
             device_time,
             publisher: incoming.publisher.clone(),
+            properties: None, // kept by ingest
         },
         fields,
         effect,

@@ -14,6 +14,7 @@ use crate::metrics::Metrics;
 use crate::notify::{Notice, Notices};
 use crate::rules::Rules;
 use crate::shutdown::Stopping;
+use crate::store::properties;
 use crate::store::{
     AlertChange, Batch, DeadLetter, Publisher, Receipt, Record, RetainedChange, SessionChange,
     StoreOp,
@@ -141,6 +142,7 @@ impl Incoming {
             kind: None,
             device_time: self.received_at,
             publisher: self.publisher,
+            properties: None,
         }
     }
 }
@@ -238,17 +240,20 @@ impl Ingest {
         batch.receipts.extend(incoming.receipt.take());
         let id = self.fanout.number(&incoming);
         let topic = String::from_utf8_lossy(&incoming.topic);
+        let properties = properties::to_column(incoming.properties.as_deref());
         if let Some(p) = incoming.publisher.as_ref().filter(|p| p.retain) {
             batch.retained.push(RetainedChange {
                 topic: topic.to_string(),
                 payload: incoming.payload.clone(),
                 qos: p.qos,
                 at: incoming.received_at,
+                properties: properties.clone(),
             });
         }
         let Some(route) = self.routes.find_cached(&topic) else {
             let mut record = incoming.into_record();
             record.id = id;
+            record.properties = properties;
             batch.records.push(record);
             return;
         };
@@ -265,6 +270,7 @@ impl Ingest {
                 }
                 batch.records.push(Record {
                     id,
+                    properties,
                     ..decoded.record
                 });
             }
@@ -280,8 +286,10 @@ impl Ingest {
                     id,
                     received_at: incoming.received_at,
                     topic: topic.into_owned(),
+                    qos: incoming.publisher.as_ref().map_or(0, |p| p.qos),
                     payload: incoming.payload,
                     reason,
+                    properties,
                 });
             }
         }

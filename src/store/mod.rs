@@ -2,6 +2,7 @@
 //! it; readers open their own connections. The schema is `schema.sql`, applied at start-up.
 
 mod config;
+pub mod properties;
 mod receipt;
 mod retention;
 mod state;
@@ -9,7 +10,7 @@ mod writer;
 
 pub use config::{StoreSection, Synchronous};
 pub use receipt::{Receipt, Receipts};
-pub use state::{load_retained, load_rules_state, RulesState};
+pub use state::{load_retained, load_rules_state, RulesState, StoredRetained};
 
 pub use writer::{start_writer, write_batch, StoreOp, WriterHandle};
 
@@ -25,8 +26,8 @@ pub struct Started {
     /// Rows in `messages` at start.
     pub stored_at_start: u64,
     pub rules_state: RulesState,
-    /// Retained messages (topic, payload, QoS), to give back to the router.
-    pub retained: Vec<(String, Vec<u8>, u8)>,
+    /// Retained messages, to give back to the broker.
+    pub retained: Vec<StoredRetained>,
     /// The id the next message received gets: past every message and dead letter kept.
     pub next_id: i64,
     /// Persistent sessions that have not expired.
@@ -84,6 +85,8 @@ pub struct Record {
     pub device_time: i64,
     /// Who published it and how; `None` when not known.
     pub publisher: Option<Publisher>,
+    /// Its MQTT 5 properties as kept (`properties::to_column`).
+    pub properties: Option<String>,
 }
 
 /// The client a message came from (a last will: the client that left it) and how it was sent.
@@ -103,6 +106,8 @@ pub struct RetainedChange {
     pub payload: Bytes,
     pub qos: u8,
     pub at: i64,
+    /// Its MQTT 5 properties as kept (`properties::to_column`).
+    pub properties: Option<String>,
 }
 
 /// A persistent session as it is kept in `sessions`.
@@ -133,6 +138,10 @@ pub struct DeadLetter {
     pub topic: String,
     pub payload: Bytes,
     pub reason: String,
+    /// The QoS it was published with.
+    pub qos: u8,
+    /// Its MQTT 5 properties as kept (`properties::to_column`).
+    pub properties: Option<String>,
 }
 
 /// A change to a device's registry entry; `None` fields are left as they are.
@@ -340,21 +349,25 @@ fn replace_topic_index(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Columns added to `messages` after its first release, for databases made before them.
+/// Columns added after a table's first release, for databases made before them.
 fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
-    let mut existing = Vec::new();
-    let mut info = conn.prepare("SELECT name FROM pragma_table_info('messages')")?;
-    for name in info.query_map([], |r| r.get::<_, String>(0))? {
-        existing.push(name?);
-    }
-    for (column, ty) in [
-        ("client_id", "TEXT"),
-        ("username", "TEXT"),
-        ("qos", "INTEGER"),
-        ("retain", "INTEGER"),
+    for (table, column, ty) in [
+        ("messages", "client_id", "TEXT"),
+        ("messages", "username", "TEXT"),
+        ("messages", "qos", "INTEGER"),
+        ("messages", "retain", "INTEGER"),
+        ("messages", "properties", "TEXT"),
+        ("dead_letters", "qos", "INTEGER"),
+        ("dead_letters", "properties", "TEXT"),
+        ("retained", "properties", "TEXT"),
     ] {
-        if !existing.iter().any(|c| c == column) {
-            conn.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {column} {ty}"))?;
+        let exists: bool = conn.query_row(
+            "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            (table, column),
+            |r| r.get(0),
+        )?;
+        if !exists {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))?;
         }
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! loses nor duplicates an open alert and knows which devices were online.
 
 use super::Alert;
+use rumqttd::protocol::PublishProperties;
 use rusqlite::Connection;
 
 pub struct RulesState {
@@ -47,10 +48,27 @@ pub fn load_rules_state(conn: &Connection) -> rusqlite::Result<RulesState> {
     })
 }
 
-/// The retained messages to give back to the broker at start-up: (topic, payload).
-pub fn load_retained(conn: &Connection) -> rusqlite::Result<Vec<(String, Vec<u8>, u8)>> {
-    let mut stmt = conn.prepare("SELECT topic, payload, qos FROM retained ORDER BY topic")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+/// A retained message as the store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRetained {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub qos: u8,
+    pub properties: Option<PublishProperties>,
+}
+
+/// The retained messages to give back to the broker at start-up.
+pub fn load_retained(conn: &Connection) -> rusqlite::Result<Vec<StoredRetained>> {
+    let mut stmt =
+        conn.prepare("SELECT topic, payload, qos, properties FROM retained ORDER BY topic")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(StoredRetained {
+            topic: r.get(0)?,
+            payload: r.get(1)?,
+            qos: r.get(2)?,
+            properties: super::properties::from_column(r.get::<_, Option<String>>(3)?.as_deref()),
+        })
+    })?;
     rows.collect()
 }
 

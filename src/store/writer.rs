@@ -221,11 +221,19 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<()>
     insert_records(&tx, &batch.records)?;
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO dead_letters (id, received_at, topic, payload, reason)
-             VALUES (nullif(?1, 0), ?2, ?3, ?4, ?5)",
+            "INSERT INTO dead_letters (id, received_at, topic, payload, reason, qos, properties)
+             VALUES (nullif(?1, 0), ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for d in &batch.dead_letters {
-            insert.execute((d.id, d.received_at, &d.topic, d.payload.as_ref(), &d.reason))?;
+            insert.execute((
+                d.id,
+                d.received_at,
+                &d.topic,
+                d.payload.as_ref(),
+                &d.reason,
+                d.qos,
+                &d.properties,
+            ))?;
         }
     }
     {
@@ -304,16 +312,17 @@ fn write_retained(
         return Ok(());
     }
     let mut set = tx.prepare_cached(
-        "INSERT INTO retained (topic, payload, qos, updated_at) VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO retained (topic, payload, qos, updated_at, properties)
+         VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (topic) DO UPDATE SET payload = excluded.payload, qos = excluded.qos,
-            updated_at = excluded.updated_at",
+            updated_at = excluded.updated_at, properties = excluded.properties",
     )?;
     let mut clear = tx.prepare_cached("DELETE FROM retained WHERE topic = ?1")?;
     for c in changes {
         if c.payload.is_empty() {
             clear.execute([&c.topic])?;
         } else {
-            set.execute((&c.topic, c.payload.as_ref(), c.qos, c.at))?;
+            set.execute((&c.topic, c.payload.as_ref(), c.qos, c.at, &c.properties))?;
         }
     }
     Ok(())
@@ -353,8 +362,8 @@ fn write_totals(tx: &rusqlite::Transaction, batch: &Batch) -> rusqlite::Result<(
 fn insert_records(tx: &rusqlite::Transaction, records: &[Record]) -> rusqlite::Result<()> {
     let mut insert = tx.prepare_cached(
         "INSERT INTO messages (id, received_at, topic, payload, device_id, kind, device_time,
-                               client_id, username, qos, retain)
-         VALUES (nullif(?1, 0), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                               client_id, username, qos, retain, properties)
+         VALUES (nullif(?1, 0), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
     // Each device's registry entry is touched once per batch, with its latest message.
     let mut seen: HashMap<&str, (i64, i64, &Record)> = HashMap::new();
@@ -373,6 +382,7 @@ fn insert_records(tx: &rusqlite::Transaction, records: &[Record]) -> rusqlite::R
             publisher.and_then(|p| p.username.as_deref()),
             publisher.map(|p| p.qos),
             publisher.map(|p| p.retain),
+            &r.properties,
         ))?;
         if let Some(id) = &r.device_id {
             topics.insert((&r.topic, id));

@@ -119,7 +119,7 @@ impl Outgoing {
                 let publish = Publish::new(Bytes::from(row.topic), Bytes::from(row.payload), false);
                 self.waiting.push_back(Delivery {
                     publish,
-                    properties: with_identifiers(None, ids),
+                    properties: with_identifiers(row.properties, ids),
                     qos,
                     id: row.id,
                     dup: row.id <= self.sent_through,
