@@ -80,7 +80,7 @@ pub async fn run_telling(
     let broker =
         tokio::task::block_in_place(|| broker::start(config.id, &config.router, store.retained))?;
     let (live, _) = broadcast::channel(LIVE_EVENTS_QUEUED);
-    let notices = notify::spawn(broker.outbox.clone(), live.clone(), metrics.clone())?;
+    let notices = notify::spawn(live.clone(), metrics.clone())?;
     let ingest = Ingest {
         settings: config.ingest.decode_settings().map_err(StartError)?,
         routes: config.routes(),

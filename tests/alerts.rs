@@ -1,5 +1,6 @@
 //! Alerts: OFFLINE after silence and ONLINE on return; one alert per condition however long it
-//! holds, cleared once; no duplicate after a restart; every change published on MQTT.
+//! holds, cleared once; no duplicate after a restart; every change published on MQTT and kept
+//! in the log, so a persistent session gets what it missed.
 
 mod common;
 
@@ -55,13 +56,44 @@ fn offline_after_silence_then_online_with_the_next_message() {
     let (topic, _) = next_json(&mut alerts);
     assert_eq!(topic, "edgemq/alerts/dev-a/ONLINE");
     alerts.kill();
-    // Alerts edgemq published are not stored as device data.
+    // Each publication is in the log as edgemq's own, not as device data.
     assert_eq!(
         query(
             &edgemq.db,
-            "SELECT count(*) FROM messages WHERE topic LIKE 'edgemq/%'"
+            "SELECT topic, json_extract(payload, '$.state'), client_id, qos,
+                    coalesce(device_id, kind, 'no device') FROM messages
+              WHERE topic LIKE 'edgemq/%' ORDER BY id"
         ),
-        [["0"]]
+        [
+            [
+                "edgemq/alerts/dev-a/OFFLINE",
+                "raised",
+                "edgemq-outbox",
+                "1",
+                "no device"
+            ],
+            [
+                "edgemq/alerts/dev-a/OFFLINE",
+                "cleared",
+                "edgemq-outbox",
+                "1",
+                "no device"
+            ],
+            [
+                "edgemq/alerts/dev-a/ONLINE",
+                "raised",
+                "edgemq-outbox",
+                "1",
+                "no device"
+            ],
+            [
+                "edgemq/alerts/dev-a/ONLINE",
+                "cleared",
+                "edgemq-outbox",
+                "1",
+                "no device"
+            ],
+        ]
     );
 }
 
@@ -92,16 +124,36 @@ fn mosquitto_pub_lines(edgemq: &Edgemq, topic: &str, lines: &str) {
 fn fifty_hot_readings_raise_one_alert_cleared_once_even_across_a_restart() {
     let dir = temp_dir();
     let first = Edgemq::start(dir.path(), &[]);
+    // A persistent session that is away while the alert is raised.
+    let watcher = ["-c", "-i", "watcher", "-q", "1", "-t", "edgemq/alerts/#"];
+    Sub::start(&first, &watcher).kill();
+    rows_eventually(&first.db, "SELECT client_id FROM sessions", 1);
     readings(&first, 50, 31.5);
-    rows_eventually(&first.db, "SELECT id FROM messages", 50);
+    rows_eventually(
+        &first.db,
+        "SELECT id FROM messages WHERE kind = 'telemetry'",
+        50,
+    );
     let open = query(&first.db, "SELECT type, value, cleared_at FROM alerts");
     assert_eq!(open, [["HIGH_TEMP", "31.5", "NULL"]]);
     assert!(first.stop().success());
 
     let second = Edgemq::start(dir.path(), &[]);
+    let mut back = Sub::start(&second, &watcher);
+    let (topic, body) = next_json(&mut back);
+    assert_eq!(
+        (topic.as_str(), body["state"].as_str()),
+        ("edgemq/alerts/hot-1/HIGH_TEMP", Some("raised")),
+        "the alert raised while the session was away"
+    );
+    back.kill();
     let mut alerts = Sub::start(&second, &["-t", "edgemq/alerts/#"]);
     readings(&second, 10, 33.0);
-    rows_eventually(&second.db, "SELECT id FROM messages", 60);
+    rows_eventually(
+        &second.db,
+        "SELECT id FROM messages WHERE kind = 'telemetry'",
+        60,
+    );
     assert_eq!(
         query(&second.db, "SELECT count(*) FROM alerts"),
         [["1"]],
@@ -131,9 +183,10 @@ fn fifty_hot_readings_raise_one_alert_cleared_once_even_across_a_restart() {
     assert_eq!(
         query(
             &second.db,
-            "SELECT count(*) FROM messages WHERE topic LIKE 'edgemq/%'"
+            "SELECT json_extract(payload, '$.state') FROM messages
+              WHERE topic LIKE 'edgemq/%' ORDER BY id"
         ),
-        [["0"]],
-        "edgemq's own publications are not stored as device data"
+        [["raised"], ["cleared"]],
+        "the alert's two publications are in the log"
     );
 }

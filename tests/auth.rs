@@ -90,7 +90,7 @@ fn config_users_and_the_anonymous_switch() {
     );
     let wrong = publish("mqttv5", &["-u", "sensor1", "-P", "guess"]);
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("Bad User Name or Password"));
-    rows_eventually(&edgemq.db, "SELECT id FROM messages", 6);
+    rows_eventually(&edgemq.db, FROM_CLIENTS, 6);
     // Both refusals are counted.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     wait_for(

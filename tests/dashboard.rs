@@ -141,7 +141,7 @@ async fn the_dashboard_shows_devices_charts_and_alerts_live() {
         );
         mosquitto_pub(&edgemq, "devices/lab-1/telemetry", payload.as_bytes(), &[]);
     }
-    rows_eventually(&edgemq.db, "SELECT id FROM messages", 5);
+    rows_eventually(&edgemq.db, FROM_CLIENTS, 5);
 
     let driver = Driver::start();
     let profile = temp_dir();

@@ -284,7 +284,7 @@ fn mosquitto_rr_gets_seed_004_replies() {
             r#"{"device_id":"esp32-1","temperature":24.5,"humidity":40,"status":"LOW","timestamp":"2026-01-22T14:30:00"}"#,
         ],
     );
-    rows_eventually(&edgemq.db, "SELECT id FROM messages", 1);
+    rows_eventually(&edgemq.db, FROM_CLIENTS, 1);
     let out = mosquitto(&edgemq, "mosquitto_rr")
         .args([
             "-V",

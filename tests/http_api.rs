@@ -53,7 +53,7 @@ async fn seed_000_status_count() {
             at(5, "2024-12-10T12:00:00Z"), // outside the range
         ],
     );
-    rows_eventually(&edgemq.db, "SELECT id FROM messages", 5);
+    rows_eventually(&edgemq.db, FROM_CLIENTS, 5);
     let expected = json!({"0": 1, "1": 0, "2": 0, "3": 2, "4": 0, "5": 0, "6": 1});
     assert_eq!(get(&edgemq, range).await, (200, expected));
 
@@ -102,7 +102,7 @@ async fn seed_001_and_002_endpoints() {
     };
     publish_all(&edgemq, &[reading(28.4), reading(58.4), reading(20.0)]);
     mosquitto_pub(&edgemq, "sensors/device1", b"{broken", &[]);
-    rows_eventually(&edgemq.db, "SELECT id FROM messages", 3);
+    rows_eventually(&edgemq.db, FROM_CLIENTS, 3);
     rows_eventually(&edgemq.db, "SELECT id FROM dead_letters", 1);
 
     let (_, latest) = get(&edgemq, "/sensors/latest").await;
@@ -186,7 +186,7 @@ async fn seed_003_endpoints_with_and_without_trailing_slash() {
     for (topic, payload) in &messages {
         mosquitto_pub(&edgemq, topic, payload.as_bytes(), &[]);
     }
-    rows_eventually(&edgemq.db, "SELECT id FROM messages", 3);
+    rows_eventually(&edgemq.db, FROM_CLIENTS, 3);
 
     for path in ["/api/health/", "/api/health"] {
         let (status, health) = get(&edgemq, path).await;
@@ -287,7 +287,7 @@ async fn native_api_pages_series_messages_alerts_and_clearing() {
         br#"{"deviceId":"a3","temperature":"oops","humidity":40}"#,
         &[],
     );
-    rows_eventually(&edgemq.db, "SELECT id FROM messages", 13);
+    rows_eventually(&edgemq.db, FROM_CLIENTS, 13);
 
     // Devices, two per page.
     let (_, page1) = get(&edgemq, "/api/v1/devices?limit=2").await;
@@ -667,7 +667,7 @@ async fn message_pages_follow_the_cursor_of_their_query() {
     for i in 0..3 {
         mosquitto_pub(&edgemq, "raw/pg", format!("r{i}").as_bytes(), &["-q", "1"]);
     }
-    rows_eventually(&edgemq.db, "SELECT id FROM messages", 8);
+    rows_eventually(&edgemq.db, FROM_CLIENTS, 8);
 
     // A device, and an exact topic only it publishes on: newest by the device's time.
     let by_device = all_pages(&edgemq, "/api/v1/messages?device_id=pg1", "payload").await;

@@ -33,7 +33,7 @@ fn seed_004_data(edgemq: &Edgemq) {
     for (topic, payload) in messages {
         mosquitto_pub(edgemq, topic, payload.as_bytes(), &[]);
     }
-    rows_eventually(&edgemq.db, "SELECT id FROM messages", 5);
+    rows_eventually(&edgemq.db, FROM_CLIENTS, 5);
 }
 
 /// Sends each (topic, request) and returns the replies, in order, from the reply topics

@@ -136,7 +136,7 @@ fn sighup_reopens_the_log_file_and_never_stops_edgemq() {
     // Still serving, and a second SIGHUP is fine too.
     edgemq.signal(libc::SIGHUP);
     mosquitto_pub(&edgemq, "after/hup", b"1", &["-q", "1"]);
-    rows_eventually(&edgemq.db, "SELECT id FROM messages", 1);
+    rows_eventually(&edgemq.db, FROM_CLIENTS, 1);
     wait_for(
         "the second SIGHUP to be logged",
         std::time::Duration::from_secs(10),

@@ -1,6 +1,6 @@
 //! The embedded rumqttd router and edgemq's own links into it: the outbox, on which every copy
 //! reaches the router (ingest's numbered, stamped copies of what clients publish, and edgemq's
-//! own alerts, replies and restored retained messages), and the request link. Subscribers
+//! replies), and the request link. Subscribers
 //! reach the router through the front door, which makes one link per connection with
 //! `RouterHandle`.
 

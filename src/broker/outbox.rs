@@ -1,6 +1,6 @@
 //! The one link every copy reaches the router on: ingest's numbered copies of what clients
-//! publish (last wills included), and edgemq's own publications (alerts, MQTT replies), which
-//! are not stored. Every copy is stamped.
+//! publish (last wills and alerts included), and MQTT replies to requests, which are not
+//! stored. Every copy is stamped.
 
 use super::stamp::{stamp, Stamp};
 use bytes::Bytes;
@@ -39,12 +39,6 @@ impl Outbox {
     /// Ingest says how far it has numbered and handed over.
     pub fn routed_through(&self, id: i64) {
         self.last_routed.fetch_max(id, Relaxed);
-    }
-
-    /// Publishes on behalf of edgemq (QoS 0, not retained).
-    pub fn publish(&self, topic: &str, payload: impl Into<Bytes>) -> Result<(), PublishError> {
-        let publish = Publish::new(Bytes::from(topic.to_string()), payload.into(), false);
-        self.send(publish, None)
     }
 
     /// Publishes a reply, with the request's MQTT 5 correlation data when it had some.

@@ -3,6 +3,7 @@
 //! decode, validate (refusals become dead letters), apply the rules, publish alerts, hand
 //! batches to the store.
 
+mod alerts;
 pub mod decode;
 mod fanout;
 pub mod route;
@@ -297,7 +298,8 @@ impl Ingest {
 
     /// Tells the notifier what the batch changed and gives the batch to the store; false once
     /// the store is gone.
-    fn hand_over(&mut self, batch: Batch, store: &flume::Sender<StoreOp>) -> bool {
+    fn hand_over(&mut self, mut batch: Batch, store: &flume::Sender<StoreOp>) -> bool {
+        self.publish_alerts(&mut batch);
         self.fanout.hand_over(&self.metrics);
         if batch.is_empty() {
             return true;
@@ -305,6 +307,19 @@ impl Ingest {
         self.count_alerts(&batch.alerts);
         self.notices.send(self.notice(&batch));
         store.send(StoreOp::Batch(Box::new(batch))).is_ok()
+    }
+
+    /// Numbers and stores the batch's alert changes as messages, after everything else in it.
+    fn publish_alerts(&mut self, batch: &mut Batch) {
+        let now = now_ms();
+        for change in &batch.alerts {
+            for incoming in alerts::messages(change, now) {
+                let id = self.fanout.number(&incoming);
+                let mut record = incoming.into_record();
+                record.id = id;
+                batch.records.push(record);
+            }
+        }
     }
 
     fn count_alerts(&self, alerts: &[AlertChange]) {

@@ -183,11 +183,9 @@ pub const METRICS: &[Metric] = &[
 /// Why something was given up on: one series each of `edgemq_dropped_total{reason="..."}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dropped {
-    /// The notifier's queue was full: a batch's alerts were not published on MQTT and its live
-    /// events not shown (all of it is stored).
+    /// The notifier's queue was full: a batch's live events were not shown on the dashboard
+    /// (all of it is stored and published).
     NoticeQueueFull,
-    /// The router refused an alert's publication.
-    AlertNotPublished,
     /// The router refused an MQTT reply.
     ReplyNotPublished,
     /// A packet could not be encoded for its client.
@@ -203,9 +201,8 @@ pub enum Dropped {
 }
 
 impl Dropped {
-    pub const ALL: [Dropped; 8] = [
+    pub const ALL: [Dropped; 7] = [
         Dropped::NoticeQueueFull,
-        Dropped::AlertNotPublished,
         Dropped::ReplyNotPublished,
         Dropped::EncodeFailed,
         Dropped::WillNotPublished,
@@ -218,7 +215,6 @@ impl Dropped {
     pub fn reason(self) -> &'static str {
         match self {
             Dropped::NoticeQueueFull => "notice_queue_full",
-            Dropped::AlertNotPublished => "alert_not_published",
             Dropped::ReplyNotPublished => "reply_not_published",
             Dropped::EncodeFailed => "encode_failed",
             Dropped::WillNotPublished => "will_not_published",

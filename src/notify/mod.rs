@@ -1,15 +1,14 @@
-//! What leaves the process after ingest has decided: alerts published over MQTT on
-//! `edgemq/alerts/<device_id>/<type>`, and live events for the dashboard. Ingest hands it a
-//! `Notice` per batch over a bounded channel and never waits for it; a notice that finds the
-//! channel full, or an alert the router refuses, is counted with its reason.
+//! Live events for the dashboard after ingest has decided: messages, presence and alerts.
+//! (Alerts reach MQTT subscribers as messages of the log: see `ingest::alerts`.) Ingest hands
+//! it a `Notice` per batch over a bounded channel and never waits for it; a notice that finds
+//! the channel full is counted with its reason.
 
 mod live;
 
 pub use live::LiveEvent;
 
-use crate::broker::Outbox;
 use crate::metrics::{Dropped, Metrics};
-use crate::store::{Alert, AlertChange, Record};
+use crate::store::{AlertChange, Record};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -59,7 +58,6 @@ impl Notices {
 
 /// Starts the notifier thread; it ends when every `Notices` is gone.
 pub fn spawn(
-    outbox: Arc<Outbox>,
     live: broadcast::Sender<LiveEvent>,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<Notices> {
@@ -69,11 +67,7 @@ pub fn spawn(
         live: live.clone(),
         metrics: metrics.clone(),
     };
-    let notifier = Notifier {
-        outbox,
-        live,
-        metrics,
-    };
+    let notifier = Notifier { live };
     std::thread::Builder::new()
         .name("notify".into())
         .spawn(move || {
@@ -85,16 +79,11 @@ pub fn spawn(
 }
 
 struct Notifier {
-    outbox: Arc<Outbox>,
     live: broadcast::Sender<LiveEvent>,
-    metrics: Arc<Metrics>,
 }
 
 impl Notifier {
     fn tell(&self, notice: Notice) {
-        for change in &notice.alerts {
-            self.publish_alert(change);
-        }
         if self.live.receiver_count() == 0 {
             return;
         }
@@ -111,56 +100,5 @@ impl Notifier {
             };
             let _ = self.live.send(LiveEvent::Alert { alert, state });
         }
-    }
-
-    /// Alerts go out with `state` raised or cleared; one raised and cleared within a batch (an
-    /// ONLINE event) goes out as both.
-    fn publish_alert(&self, change: &AlertChange) {
-        match change {
-            AlertChange::Raised(alert) => {
-                self.publish_alert_state(alert, "raised");
-                if alert.cleared_at.is_some() {
-                    self.publish_alert_state(alert, "cleared");
-                }
-            }
-            AlertChange::Cleared(alert) => self.publish_alert_state(alert, "cleared"),
-        }
-    }
-
-    fn publish_alert_state(&self, alert: &Alert, state: &str) {
-        let mut body = serde_json::to_value(alert).unwrap_or_default();
-        body["state"] = state.into();
-        let topic = format!(
-            "edgemq/alerts/{}/{}",
-            topic_level(&alert.device_id),
-            topic_level(&alert.alert_type)
-        );
-        if !crate::topic::valid_name(topic.as_bytes()) {
-            self.metrics.dropped(Dropped::AlertNotPublished);
-            return tracing::warn!("alert {} not published: its topic is too long", alert.id);
-        }
-        if let Err(e) = self.outbox.publish(&topic, body.to_string()) {
-            self.metrics.dropped(Dropped::AlertNotPublished);
-            tracing::error!("alert {} not published: {e}", alert.id);
-        }
-    }
-}
-
-/// A name made safe as one topic level: no wildcards, no separators.
-fn topic_level(name: &str) -> String {
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if matches!(c, '+' | '#' | '/' | '\0') {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
-    if safe.is_empty() {
-        "_".into()
-    } else {
-        safe
     }
 }

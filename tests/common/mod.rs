@@ -194,10 +194,14 @@ pub fn stored(db: &Path) -> Vec<(String, Vec<u8>)> {
     rows
 }
 
+/// The stored messages that clients published (not edgemq's own alerts).
+pub const FROM_CLIENTS: &str = "SELECT id FROM messages WHERE client_id IS NOT 'edgemq-outbox'";
+
+/// How many messages clients published are stored.
 pub fn count(db: &Path) -> u64 {
     let conn = rusqlite::Connection::open(db).unwrap();
-    conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
-        .unwrap()
+    let sql = format!("SELECT count(*) FROM ({FROM_CLIENTS})");
+    conn.query_row(&sql, [], |r| r.get(0)).unwrap()
 }
 
 /// Polls `check` until it returns `Ok`, and gives back that value. `check` says what it sees

@@ -129,8 +129,8 @@ impl Session {
         self.shared.metrics.dropped(Dropped::SessionQueueFull);
         if self.slow_warnings.allow().0 {
             tracing::warn!(
-                "client {}: {QUEUED_MAX} messages wait for it; edgemq's own publications \
-                 (alerts, replies) are not delivered to it meanwhile \
+                "client {}: {QUEUED_MAX} messages wait for it; RPC replies and $SYS updates \
+                 are not delivered to it meanwhile \
                  (edgemq_dropped_total{{reason=\"session_queue_full\"}})",
                 self.client.client_id
             );
