@@ -194,5 +194,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     acked_through INTEGER NOT NULL,   -- every message up to this id was delivered and acknowledged
     sent_through  INTEGER NOT NULL,   -- messages up to this id were sent (resent with DUP)
     expires_at    INTEGER,            -- unix ms once its client left; NULL: connected, or for ever
-    updated_at    INTEGER NOT NULL
+    updated_at    INTEGER NOT NULL,
+    expiry_interval INTEGER           -- seconds it outlives its client; NULL: for ever. A session
+                                      -- saved while connected (edgemq was killed) expires this
+                                      -- long after updated_at
 ) WITHOUT ROWID;

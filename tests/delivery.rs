@@ -351,17 +351,14 @@ fn an_mqtt_5_session_lasts_as_long_as_its_expiry_interval() {
         (1_900..=2_100).contains(&(expires_at - saved_at)),
         "expires 2 s after: {row:?}"
     );
-    wait_for(
-        "the session's expiry",
-        std::time::Duration::from_secs(10),
-        || {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-            let now = now.map_err(|e| e.to_string())?.as_millis();
-            (now > expires_at)
-                .then_some(())
-                .ok_or(format!("{now} <= {expires_at}"))
-        },
+    // Once expired, the session is removed from the store without its client coming back.
+    rows_eventually(
+        &edgemq.db,
+        "SELECT client_id FROM sessions WHERE client_id = 'expiring'",
+        0,
     );
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    assert!(now.unwrap().as_millis() >= expires_at, "not removed early");
     let (_third, present) = connected_v5(&edgemq, 0x00, "expiring", &two_seconds);
     assert!(!present, "after its 2 s the session is gone");
     // Clean Start discards a kept session, and the new one is kept for its own expiry.
@@ -518,5 +515,24 @@ fn what_a_session_gets_from_the_store_keeps_its_properties_and_qos() {
         &[&["-V", "mqttv5", "-t", "kr/#"], &format[..]].concat(),
     );
     assert_eq!(retained.messages(1), ["kr/x|kept|0|abc|r/1|text/plain|k:v"]);
+    assert!(edgemq.stop().success());
+}
+
+#[test]
+fn a_session_connected_when_edgemq_is_killed_still_expires() {
+    use common::raw::*;
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let two_seconds = [0x11, 0, 0, 0, 2];
+    let (_connected, _) = connected_v5(&edgemq, 0x00, "was-here", &two_seconds);
+    let (_forever, _) = connected_with(&edgemq, 4, 0x00, "stays");
+    rows_eventually(&edgemq.db, "SELECT client_id FROM sessions", 2);
+    edgemq.kill9();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    // It was saved while connected; it expires 2 s after that save.
+    let left = rows_eventually(&edgemq.db, "SELECT client_id FROM sessions", 1);
+    assert_eq!(left, [["stays"]], "the 3.1.1 session is kept for ever");
+    let (_back, present) = connected_v5(&edgemq, 0x00, "was-here", &two_seconds);
+    assert!(!present, "the expired session is gone");
     assert!(edgemq.stop().success());
 }

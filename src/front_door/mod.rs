@@ -200,8 +200,37 @@ pub fn start(
         tokio::spawn(accept);
     }
     let acceptor = Acceptor::new(listener, "mqtt");
+    tokio::spawn(expire_sessions(shared.clone()));
     tokio::spawn(accept(acceptor, Transport::Tcp, shared, permits, guards()));
     front_door
+}
+
+/// How often parked sessions are checked for expiry.
+const EXPIRY_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Removes each persistent session when its expiry passes while its client is away, from
+/// memory and from the store, until the stop.
+async fn expire_sessions(shared: Arc<Shared>) {
+    let mut stopping = shared.stopping.clone();
+    let mut every = tokio::time::interval(EXPIRY_CHECK_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stopping.wait() => return,
+        }
+        for client_id in shared.parked.take_expired() {
+            tracing::info!("the session of client {client_id} expired");
+            let end = crate::store::SessionChange::End(client_id.to_string());
+            if shared
+                .intake
+                .send_async(Intake::Session(end))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
 }
 
 async fn accept(

@@ -2,7 +2,8 @@
 //! to each, how far it has read the log, and the deliveries not yet acknowledged (the router
 //! keeps nothing; the session reads what it missed from the store when it resumes). A session
 //! that ends parks them; the next connection with the client id takes them, waiting a moment
-//! for a session that is still ending (a takeover).
+//! for a session that is still ending (a takeover). Sessions whose expiry passes are removed,
+//! here and from the store (`expire_sessions`).
 
 use super::session::Outgoing;
 use crate::store::SavedSession;
@@ -96,6 +97,22 @@ impl Parked {
         };
         drop(slots);
         self.changed.notify_waiters();
+    }
+}
+
+impl Parked {
+    /// Forgets every parked session whose expiry has passed; their client ids.
+    pub fn take_expired(&self) -> Vec<Arc<str>> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut expired = Vec::new();
+        slots.retain(|client_id, slot| match slot {
+            Slot::Parked(_, deadline) if passed(*deadline) => {
+                expired.push(client_id.clone());
+                false
+            }
+            _ => true,
+        });
+        expired
     }
 }
 

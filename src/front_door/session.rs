@@ -292,10 +292,7 @@ impl Session {
             .then(|| std::mem::replace(&mut self.outgoing, Outgoing::new(1, 0)));
         let (id, expiry) = (&self.client.client_id, self.client.expiry);
         let change = match &keep {
-            Some(state) => {
-                let expires_at = expiry.map(|e| crate::clock::now_ms() + e.as_millis() as i64);
-                SessionChange::Save(saved(id, state, expires_at))
-            }
+            Some(state) => SessionChange::Save(saved(id, state, expiry, true)),
             None => SessionChange::End(id.to_string()),
         };
         if !matches!(end, End::Shutdown) || keep.is_some() {

@@ -45,7 +45,12 @@ pub fn start(section: &StoreSection, metrics: Arc<Metrics>) -> Result<Started, S
     let rules_state = load_rules_state(&conn).map_err(cannot_read)?;
     let retained = load_retained(&conn).map_err(cannot_read)?;
     let next_id = next_id(&conn).map_err(cannot_read)?;
-    let sessions = state::load_sessions(&conn, crate::clock::now_ms()).map_err(cannot_read)?;
+    let now = crate::clock::now_ms();
+    let expired = state::forget_expired_sessions(&conn, now).map_err(cannot_read)?;
+    if expired > 0 {
+        tracing::info!("{expired} persistent sessions expired while edgemq was stopped");
+    }
+    let sessions = state::load_sessions(&conn, now).map_err(cannot_read)?;
     metrics
         .stored_at_start
         .store(stored_at_start, std::sync::atomic::Ordering::Relaxed);
@@ -120,6 +125,8 @@ pub struct SavedSession {
     pub sent_through: i64,
     /// Unix ms; None while connected, or when it never expires.
     pub expires_at: Option<i64>,
+    /// Seconds it outlives its client; None: for ever.
+    pub expiry_interval: Option<u64>,
 }
 
 /// A persistent session saved, or ended (a clean start, an expiry).
@@ -360,6 +367,7 @@ fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
         ("dead_letters", "qos", "INTEGER"),
         ("dead_letters", "properties", "TEXT"),
         ("retained", "properties", "TEXT"),
+        ("sessions", "expiry_interval", "INTEGER"),
     ] {
         let exists: bool = conn.query_row(
             "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",

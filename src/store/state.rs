@@ -72,12 +72,25 @@ pub fn load_retained(conn: &Connection) -> rusqlite::Result<Vec<StoredRetained>>
     rows.collect()
 }
 
-/// Persistent sessions still valid at `now` (expired ones are left for the next save to end).
+/// When a saved session expires: when its client left plus its interval, or, for one saved
+/// while its client was connected (edgemq was killed), its last save plus its interval.
+const SESSION_EXPIRES_AT: &str = "coalesce(expires_at, updated_at + expiry_interval * 1000)";
+
+/// Deletes the persistent sessions that expired before `now`; how many.
+pub fn forget_expired_sessions(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        &format!("DELETE FROM sessions WHERE {SESSION_EXPIRES_AT} <= ?1"),
+        [now],
+    )
+}
+
+/// Persistent sessions still valid at `now`.
 pub fn load_sessions(conn: &Connection, now: i64) -> rusqlite::Result<Vec<super::SavedSession>> {
-    let mut stmt = conn.prepare(
-        "SELECT client_id, subscriptions, acked_through, sent_through, expires_at FROM sessions
-          WHERE expires_at IS NULL OR expires_at > ?1",
-    )?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT client_id, subscriptions, acked_through, sent_through, {SESSION_EXPIRES_AT},
+                expiry_interval
+           FROM sessions WHERE {SESSION_EXPIRES_AT} IS NULL OR {SESSION_EXPIRES_AT} > ?1"
+    ))?;
     let rows = stmt.query_map([now], |r| {
         let subscriptions: String = r.get(1)?;
         Ok(super::SavedSession {
@@ -86,6 +99,7 @@ pub fn load_sessions(conn: &Connection, now: i64) -> rusqlite::Result<Vec<super:
             acked_through: r.get(2)?,
             sent_through: r.get(3)?,
             expires_at: r.get(4)?,
+            expiry_interval: r.get(5)?,
         })
     })?;
     rows.collect()

@@ -283,8 +283,9 @@ fn write_sessions(
     use super::SessionChange;
     let mut save = tx.prepare_cached(
         "INSERT OR REPLACE INTO sessions
-           (client_id, subscriptions, acked_through, sent_through, expires_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+           (client_id, subscriptions, acked_through, sent_through, expires_at, updated_at,
+            expiry_interval)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     let mut end = tx.prepare_cached("DELETE FROM sessions WHERE client_id = ?1")?;
     let now = crate::clock::now_ms();
@@ -293,7 +294,8 @@ fn write_sessions(
             SessionChange::Save(s) => {
                 let subscriptions = serde_json::to_string(&s.subscriptions).unwrap_or_default();
                 let row = (&s.client_id, subscriptions, s.acked_through, s.sent_through);
-                save.execute((row.0, row.1, row.2, row.3, s.expires_at, now))?;
+                let expiry = (s.expires_at, now, s.expiry_interval);
+                save.execute((row.0, row.1, row.2, row.3, expiry.0, expiry.1, expiry.2))?;
             }
             SessionChange::End(client_id) => {
                 end.execute([client_id])?;

@@ -37,14 +37,24 @@ pub(super) fn read_page(db: Arc<Db>, after: i64, through: i64) -> PageRead {
 /// How often a persistent session's progress through the log is saved (when it moved).
 pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
-/// A persistent session as the store keeps it.
-pub(super) fn saved(client_id: &str, state: &Outgoing, expires_at: Option<i64>) -> SavedSession {
+/// A persistent session as the store keeps it; `left`: its client has gone (it expires
+/// `expiry` from now; None: never).
+pub(super) fn saved(
+    client_id: &str,
+    state: &Outgoing,
+    expiry: Option<Duration>,
+    left: bool,
+) -> SavedSession {
+    let expires_at = expiry
+        .filter(|_| left)
+        .map(|e| crate::clock::now_ms().saturating_add(e.as_millis().min(i64::MAX as u128) as i64));
     SavedSession {
         client_id: client_id.to_string(),
         subscriptions: state.subscriptions(),
         acked_through: state.acked_through(),
         sent_through: state.sent_through(),
         expires_at,
+        expiry_interval: expiry.map(|e| e.as_secs()),
     }
 }
 
@@ -57,7 +67,8 @@ impl Session {
             return;
         }
         self.saved_at = Some(at);
-        let change = SessionChange::Save(saved(&self.client.client_id, &self.outgoing, None));
+        let (id, expiry) = (&self.client.client_id, self.client.expiry);
+        let change = SessionChange::Save(saved(id, &self.outgoing, expiry, false));
         let _ = self.shared.intake.send_async(Intake::Session(change)).await;
     }
 
