@@ -536,3 +536,38 @@ fn a_session_connected_when_edgemq_is_killed_still_expires() {
     assert!(!present, "the expired session is gone");
     assert!(edgemq.stop().success());
 }
+
+#[test]
+fn past_max_queued_messages_a_frozen_client_misses_the_newest_and_they_are_counted() {
+    let dir = temp_dir();
+    let config = "[mqtt]\nmax_inflight_messages = 10\nmax_queued_messages = 100\n";
+    let edgemq = Edgemq::with_config(dir.path(), config);
+    let mut slow = Sub::start(&edgemq, &["-q", "1", "-t", "limited/#"]);
+    slow.signal(libc::SIGSTOP);
+    publish_lines(&edgemq, "limited/x", "m", 1_000)
+        .join()
+        .unwrap();
+    // 10 in flight and 100 waiting; the other 890 are not for it.
+    wait_for(
+        "890 messages dropped for the frozen client",
+        std::time::Duration::from_secs(20),
+        || match metric(&edgemq, r#"edgemq_dropped_total{reason="queue_limit"}"#) {
+            Ok(890) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    let sys = ["-t", "$SYS/broker/publish/messages/dropped", "-C", "1"];
+    let mut dropped = Sub::start(&edgemq, &sys);
+    assert_eq!(
+        dropped.messages(1),
+        ["$SYS/broker/publish/messages/dropped 890"]
+    );
+    slow.signal(libc::SIGCONT);
+    let got = slow.stream(110, std::time::Duration::from_secs(10));
+    all_in_order(&got, &["m"], 110);
+    slow.nothing_more();
+    assert!(edgemq
+        .log_text()
+        .contains("max_queued_messages or max_queued_bytes reached"));
+    assert!(edgemq.stop().success());
+}

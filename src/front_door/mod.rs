@@ -53,6 +53,12 @@ pub struct MqttSection {
     /// Whether QoS 0 messages published while a persistent session's client is away are
     /// delivered when it comes back (Mosquitto's option and default: no).
     pub queue_qos0_messages: bool,
+    /// Most messages that may wait for a client beyond its in-flight window (Mosquitto's
+    /// option); past it new messages are not delivered to that client, and are counted.
+    /// None or 0: no limit (the default: a client that falls far behind reads from the store).
+    pub max_queued_messages: Option<usize>,
+    /// The same in payload bytes (Mosquitto's `max_queued_bytes`).
+    pub max_queued_bytes: Option<usize>,
     /// How long an MQTT 3.x persistent session (clean session off) is kept after its client
     /// left (Mosquitto's `persistent_client_expiration`). None: forever. MQTT 5 clients say
     /// their own (Session Expiry Interval).
@@ -78,6 +84,8 @@ impl Default for MqttSection {
             max_inflight_messages: 100,
             persistent_client_expiration: None,
             queue_qos0_messages: false,
+            max_queued_messages: None,
+            max_queued_bytes: None,
             max_connections: None,
             sys_interval: Duration::from_secs(10),
         }
@@ -88,6 +96,14 @@ impl Default for MqttSection {
 const MQTT_MAX_PACKET: usize = 268_435_455;
 
 impl MqttSection {
+    /// The limits on what may wait for each client (0 is no limit, as in Mosquitto).
+    pub fn queue_limits(&self) -> session::QueueLimits {
+        session::QueueLimits {
+            messages: self.max_queued_messages.filter(|n| *n > 0),
+            bytes: self.max_queued_bytes.filter(|n| *n > 0),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=MQTT_MAX_PACKET).contains(&self.max_packet_size) {
             return Err(format!(

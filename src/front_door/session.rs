@@ -20,7 +20,7 @@ use crate::metrics::Dropped;
 use crate::shutdown::Guard;
 use crate::store::{Receipts, SessionChange};
 use bytes::BytesMut;
-pub use outgoing::Outgoing;
+pub use outgoing::{Outgoing, QueueLimits};
 use rumqttd::protocol::{
     Disconnect, DisconnectReasonCode, Packet, PingResp, PubComp, PubCompReason, QoS,
     SubscribeReasonCode, UnsubAck, UnsubAckReason,
@@ -100,7 +100,7 @@ impl Session {
             Some(max) => usize::from(max).min(shared.settings.max_inflight_messages),
             None => shared.settings.max_inflight_messages,
         };
-        let outgoing = match resumed {
+        let mut outgoing = match resumed {
             Some(mut parked) => {
                 let away_through = shared.outbox.last_routed();
                 let queue_qos0 = shared.settings.queue_qos0_messages;
@@ -109,6 +109,7 @@ impl Session {
             }
             None => Outgoing::new(window, QUEUED_MAX),
         };
+        outgoing.limit_queue(shared.settings.queue_limits());
         Session {
             durable: shared.settings.durable_acks,
             client,

@@ -62,6 +62,26 @@ mod tests {
         assert_eq!(get("$SYS/broker/clients/connected"), Some(Bytes::from("3")));
         assert_eq!(get("$SYS/broker/uptime"), Some(Bytes::from("0 seconds")));
         assert!(get("$SYS/broker/messages/received").is_some());
+        m.dropped(crate::metrics::Dropped::QueueLimit);
+        m.dropped(crate::metrics::Dropped::NoticeQueueFull);
+        let tree = build(&m);
+        let get = |t: &str| {
+            tree.iter()
+                .find(|(topic, _)| topic == t)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            get("$SYS/broker/publish/messages/dropped"),
+            Some(Bytes::from("1"))
+        );
+        assert_eq!(
+            get("$SYS/broker/dropped/queue_limit"),
+            Some(Bytes::from("1"))
+        );
+        assert_eq!(
+            get("$SYS/broker/dropped/notice_queue_full"),
+            Some(Bytes::from("1"))
+        );
         assert!(is_sys_filter("$SYS/#") && !is_sys_filter("$SYSTEM/x"));
     }
 }

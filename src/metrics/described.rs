@@ -198,10 +198,12 @@ pub enum Dropped {
     NotRouted,
     /// A slow client already had the most deliveries waiting: stored, not delivered to it.
     SessionQueueFull,
+    /// A client had `max_queued_messages` / `max_queued_bytes` waiting: not delivered to it.
+    QueueLimit,
 }
 
 impl Dropped {
-    pub const ALL: [Dropped; 7] = [
+    pub const ALL: [Dropped; 8] = [
         Dropped::NoticeQueueFull,
         Dropped::ReplyNotPublished,
         Dropped::EncodeFailed,
@@ -209,6 +211,7 @@ impl Dropped {
         Dropped::WillAtShutdown,
         Dropped::NotRouted,
         Dropped::SessionQueueFull,
+        Dropped::QueueLimit,
     ];
 
     /// The `reason` label.
@@ -221,7 +224,14 @@ impl Dropped {
             Dropped::WillAtShutdown => "will_at_shutdown",
             Dropped::NotRouted => "not_routed",
             Dropped::SessionQueueFull => "session_queue_full",
+            Dropped::QueueLimit => "queue_limit",
         }
+    }
+
+    /// Whether it is a message not delivered to a subscriber (Mosquitto's
+    /// `$SYS/broker/publish/messages/dropped`).
+    pub fn is_delivery(self) -> bool {
+        !matches!(self, Dropped::NoticeQueueFull | Dropped::WillAtShutdown)
     }
 }
 
@@ -262,9 +272,11 @@ impl Metrics {
         out
     }
 
-    /// Every `$SYS/broker/...` topic a metric is known by, with its value now.
+    /// Every `$SYS/broker/...` topic a metric is known by, with its value now; then
+    /// `publish/messages/dropped` (Mosquitto's: messages not delivered to a subscriber) and
+    /// edgemq's `dropped/<reason>` for each reason.
     pub fn sys_topics(&self) -> Vec<(String, String)> {
-        METRICS
+        let mut topics: Vec<(String, String)> = METRICS
             .iter()
             .flat_map(|metric| {
                 let value = format!("{}{}", (metric.read)(self), metric.sys_unit);
@@ -273,7 +285,22 @@ impl Metrics {
                     .iter()
                     .map(move |topic| (format!("$SYS/broker/{topic}"), value.clone()))
             })
-            .collect()
+            .collect();
+        let dropped = |why: Dropped| self.dropped_by_reason[why as usize].load(Relaxed);
+        let deliveries: u64 = Dropped::ALL
+            .into_iter()
+            .filter(|why| why.is_delivery())
+            .map(dropped)
+            .sum();
+        topics.push((
+            "$SYS/broker/publish/messages/dropped".into(),
+            deliveries.to_string(),
+        ));
+        for why in Dropped::ALL {
+            let topic = format!("$SYS/broker/dropped/{}", why.reason());
+            topics.push((topic, dropped(why).to_string()));
+        }
+        topics
     }
 }
 

@@ -134,17 +134,29 @@ impl Session {
 
     /// A copy the router forwarded, for the client's queue.
     pub(super) fn take(&mut self, forward: rumqttd::Forward) {
-        if self.outgoing.accept(forward) != Accepted::Dropped {
-            return;
-        }
-        self.shared.metrics.dropped(Dropped::SessionQueueFull);
-        if self.slow_warnings.allow().0 {
-            tracing::warn!(
-                "client {}: {QUEUED_MAX} messages wait for it; RPC replies and $SYS updates \
-                 are not delivered to it meanwhile \
-                 (edgemq_dropped_total{{reason=\"session_queue_full\"}})",
-                self.client.client_id
-            );
+        let id = &self.client.client_id;
+        match self.outgoing.accept(forward) {
+            Accepted::Dropped => {
+                self.shared.metrics.dropped(Dropped::SessionQueueFull);
+                if self.slow_warnings.allow().0 {
+                    tracing::warn!(
+                        "client {id}: {QUEUED_MAX} messages wait for it; RPC replies and $SYS \
+                         updates are not delivered to it meanwhile \
+                         (edgemq_dropped_total{{reason=\"session_queue_full\"}})"
+                    );
+                }
+            }
+            Accepted::OverLimit => {
+                self.shared.metrics.dropped(Dropped::QueueLimit);
+                if self.slow_warnings.allow().0 {
+                    tracing::warn!(
+                        "client {id}: max_queued_messages or max_queued_bytes reached; messages \
+                         are not delivered to it meanwhile \
+                         (edgemq_dropped_total{{reason=\"queue_limit\"}})"
+                    );
+                }
+            }
+            _ => {}
         }
     }
 }

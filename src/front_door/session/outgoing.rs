@@ -53,6 +53,16 @@ pub enum Accepted {
     Unmatched,
     /// The queue was full and the message is not in the store (edgemq's own publications).
     Dropped,
+    /// Past the configured `max_queued_messages` / `max_queued_bytes`: not for this client.
+    OverLimit,
+}
+
+/// The configured limits on what may wait for a client (Mosquitto's `max_queued_messages`
+/// and `max_queued_bytes`); None: no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueLimits {
+    pub messages: Option<usize>,
+    pub bytes: Option<usize>,
 }
 
 /// A packet to write, and for a PUBLISH the QoS and packet id it goes out with.
@@ -72,7 +82,10 @@ pub struct Outgoing {
     order: VecDeque<u16>,
     next_pkid: u16,
     waiting: VecDeque<Delivery>,
+    /// Payload bytes in `waiting`.
+    waiting_bytes: usize,
     limit: usize,
+    limits: QueueLimits,
     /// Message id → copies still expected from the router.
     copies: BTreeMap<i64, usize>,
     /// The highest id of a stored message taken for the client.
@@ -100,7 +113,9 @@ impl Outgoing {
             order: VecDeque::new(),
             next_pkid: 1,
             waiting: VecDeque::new(),
+            waiting_bytes: 0,
             limit,
+            limits: QueueLimits::default(),
             copies: BTreeMap::new(),
             cursor: 0,
             skip_through: 0,
@@ -152,6 +167,31 @@ impl Outgoing {
     /// The highest id sent to the client.
     pub fn sent_through(&self) -> i64 {
         self.sent_through
+    }
+
+    /// Applies the configured limits on what may wait for the client.
+    pub fn limit_queue(&mut self, limits: QueueLimits) {
+        self.limits = limits;
+    }
+
+    /// Whether one more message would wait past a configured limit.
+    fn over_limits(&self) -> bool {
+        let QueueLimits { messages, bytes } = self.limits;
+        messages.is_some_and(|max| self.waiting.len() >= max)
+            || bytes.is_some_and(|max| self.waiting_bytes >= max)
+    }
+
+    /// Puts a delivery at the back of the queue.
+    fn queue(&mut self, delivery: Delivery) {
+        self.waiting_bytes += delivery.publish.payload.len();
+        self.waiting.push_back(delivery);
+    }
+
+    /// Takes the delivery at the front of the queue.
+    fn unqueue(&mut self) -> Option<Delivery> {
+        let delivery = self.waiting.pop_front()?;
+        self.waiting_bytes -= delivery.publish.payload.len();
+        Some(delivery)
     }
 
     /// Messages up to `id` were routed before the session subscribed: not for it.
@@ -230,7 +270,7 @@ impl Outgoing {
     /// A retained message for a new subscription granted `granted` (with identifier `id`):
     /// sent whatever waits.
     pub fn retained(&mut self, topic: String, kept: Kept, granted: QoS, id: Option<usize>) {
-        self.waiting.push_back(Delivery {
+        self.queue(Delivery {
             publish: Publish::new(Bytes::from(topic), kept.payload, true),
             properties: with_identifiers(kept.properties, id.into_iter().collect()),
             qos: lower(qos_of(kept.qos), granted),
@@ -246,18 +286,24 @@ impl Outgoing {
             if full {
                 return Accepted::Dropped;
             }
-            self.waiting.push_back(delivery);
+            if self.over_limits() {
+                return Accepted::OverLimit;
+            }
+            self.queue(delivery);
             return Accepted::Queued;
         }
         if self.catching_up() {
             self.keep_in_ring(id, delivery);
         } else if id <= self.skip_through {
             return Accepted::Duplicate;
+        } else if self.over_limits() {
+            self.cursor = self.cursor.max(id);
+            return Accepted::OverLimit;
         } else if full {
             self.fall_behind(id, delivery);
         } else {
             self.cursor = self.cursor.max(id);
-            self.waiting.push_back(delivery);
+            self.queue(delivery);
         }
         Accepted::Queued
     }
@@ -284,14 +330,14 @@ impl Outgoing {
     pub fn next_to_send(&mut self) -> Option<Sending> {
         let front = self.waiting.front()?;
         if front.qos == QoS::AtMostOnce {
-            let delivery = self.waiting.pop_front()?;
+            let delivery = self.unqueue()?;
             self.sent_through = self.sent_through.max(delivery.id);
             return Some(Sending::Publish(delivery, 0, false));
         }
         if self.in_flight.len() >= self.window || self.in_flight.len() >= usize::from(u16::MAX) {
             return None;
         }
-        let delivery = self.waiting.pop_front()?;
+        let delivery = self.unqueue()?;
         self.sent_through = self.sent_through.max(delivery.id);
         let dup = delivery.dup;
         let pkid = self.free_pkid();
@@ -462,5 +508,33 @@ mod tests {
             })
             .collect();
         assert_eq!(resent, [(2, true), (3, true)]);
+    }
+
+    #[test]
+    fn past_the_byte_limit_newer_messages_are_not_for_the_client_until_it_drains() {
+        let mut out = Outgoing::new(1, 100);
+        out.grant("#", QoS::AtLeastOnce, None);
+        out.limit_queue(QueueLimits {
+            messages: None,
+            bytes: Some(2),
+        });
+        assert_eq!(out.accept(forward("t", 1, 1)), Accepted::Queued);
+        assert_eq!(out.accept(forward("t", 2, 1)), Accepted::Queued);
+        assert_eq!(out.accept(forward("t", 3, 1)), Accepted::OverLimit);
+        // One goes in flight: there is room for one more.
+        assert_eq!(sent_qos(&mut out).len(), 1);
+        assert_eq!(out.accept(forward("t", 4, 1)), Accepted::Queued);
+        assert_eq!(out.accept(forward("t", 5, 1)), Accepted::OverLimit);
+        assert!(out.completed(1));
+        let ids: Vec<i64> = std::iter::from_fn(|| match out.next_to_send()? {
+            Sending::Publish(d, pkid, _) => {
+                out.completed(pkid);
+                Some(d.id)
+            }
+            Sending::Other(_) => None,
+        })
+        .collect();
+        assert_eq!(ids, [2, 4]);
+        assert_eq!(out.acked_through(), 5, "what was not for it is passed");
     }
 }

@@ -117,7 +117,7 @@ impl Outgoing {
                     continue;
                 }
                 let publish = Publish::new(Bytes::from(row.topic), Bytes::from(row.payload), false);
-                self.waiting.push_back(Delivery {
+                self.queue(Delivery {
                     publish,
                     properties: with_identifiers(row.properties, ids),
                     qos,
@@ -164,7 +164,7 @@ impl Outgoing {
             let away = delivery.qos == QoS::AtMostOnce && id <= self.qos0_skipped_through;
             if id > through && !away {
                 self.cursor = self.cursor.max(id);
-                self.waiting.push_back(delivery);
+                self.queue(delivery);
             }
         }
     }
