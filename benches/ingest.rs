@@ -33,7 +33,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::{now_us, percentile, Edgemq};
+use support::{now_us, percentile, start_mosquitto, Edgemq};
 
 struct Args {
     clients: usize,
@@ -271,9 +271,6 @@ fn config(durable: bool) -> String {
 
 /// QoS 0 and 1 × 1, 10 and 100 clients, raw payloads, with Mosquitto as the reference.
 fn matrix(args: &mut Args) {
-    let mosquitto = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|p| Path::new(p).exists());
     let mut table = Vec::new();
     for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
         for clients in [1, 10, 100] {
@@ -282,7 +279,7 @@ fn matrix(args: &mut Args) {
             let q = if qos == QoS::AtMostOnce { 0 } else { 1 };
             println!("== QoS {q}, {clients} clients, {} messages", args.messages);
             let edgemq = run(args, Payload::Raw, true);
-            let reference = mosquitto.map(|bin| mosquitto_pub_sub(bin, args));
+            let reference = mosquitto_pub_sub(args);
             table.push((q, clients, edgemq, reference));
         }
     }
@@ -304,8 +301,8 @@ fn matrix(args: &mut Args) {
 }
 
 /// Mosquitto on a free port, a subscriber on `#`, the same publishers: (delivered msg/s, delivered).
-fn mosquitto_pub_sub(bin: &str, args: &Args) -> (f64, usize) {
-    let (mut broker, addr) = start_mosquitto(bin);
+fn mosquitto_pub_sub(args: &Args) -> Option<(f64, usize)> {
+    let (mut broker, addr) = start_mosquitto("max_queued_messages 0\npersistence false\n")?;
     let result = pub_sub(addr, args);
     let _ = broker.kill();
     let _ = broker.wait();
@@ -313,32 +310,7 @@ fn mosquitto_pub_sub(bin: &str, args: &Args) -> (f64, usize) {
         "Mosquitto: {} of {} delivered to a subscriber on #, {:.0} msg/s",
         result.1, args.messages, result.0
     );
-    result
-}
-
-fn start_mosquitto(bin: &str) -> (std::process::Child, SocketAddr) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("mosquitto.conf");
-    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\npersistence false\n")).unwrap();
-    let broker = std::process::Command::new(bin)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start mosquitto");
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(addr).is_err() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    drop(dir); // Mosquitto has read its config.
-    (broker, addr)
+    Some(result)
 }
 
 /// A subscriber on `#` at `addr` and the publishers: (delivered msg/s, delivered).
@@ -435,9 +407,6 @@ fn start_rumqttd() -> SocketAddr {
 /// Pub→sub at QoS 0 and 1 through rumqttd alone, edgemq's front door (both ack modes) and
 /// Mosquitto, side by side.
 fn pub_sub_comparison(args: &mut Args) {
-    let mosquitto = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|p| Path::new(p).exists());
     let mut table = Vec::new();
     for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
         args.qos = qos;
@@ -459,8 +428,8 @@ fn pub_sub_comparison(args: &mut Args) {
             };
             row.push((name, pub_sub(edgemq.mqtt, args)));
         }
-        if let Some(bin) = mosquitto {
-            row.push(("Mosquitto", mosquitto_pub_sub(bin, args)));
+        if let Some(reference) = mosquitto_pub_sub(args) {
+            row.push(("Mosquitto", reference));
         }
         for (name, (rate, got)) in &row {
             println!("  {name}: {got} delivered, {rate:.0} msg/s");
