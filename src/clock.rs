@@ -25,6 +25,13 @@ fn format(ms: i64, precision: SecondsFormat) -> String {
         .unwrap_or_default()
 }
 
+/// ISO 8601 with or without offset (UTC), a date, or unix milliseconds.
+pub fn parse_time(v: &str) -> Option<i64> {
+    parse_iso(v, chrono_tz::UTC)
+        .ok()
+        .or_else(|| v.parse::<i64>().ok().filter(|n| *n >= 0))
+}
+
 /// An ISO 8601 time in unix milliseconds: with an offset (`Z`, `+02:00`, `+0200`), or without
 /// one in `zone`; `T` or a space between date and time; a date alone is its midnight.
 pub fn parse_iso(s: &str, zone: Tz) -> Result<i64, String> {

@@ -4,6 +4,7 @@
 //! `offset` with `next_offset`, `request_id` echoed, replies bounded in size, and every bad
 //! request answered with `{"error": ...}`, never silence. Runs on its own link and thread.
 
+use crate::broker::names;
 use crate::broker::stamp::unstamp;
 use crate::broker::Outbox;
 use crate::metrics::{Dropped, Metrics};
@@ -107,7 +108,7 @@ pub struct Rpc {
 /// Starts the request thread on a link subscribed to every request filter.
 pub fn spawn(rpc: Rpc, mut tx: LinkTx, rx: LinkRx) -> std::io::Result<()> {
     for r in &rpc.routes {
-        if let Err(e) = tx.subscribe(r.request.clone()) {
+        if let Err(e) = tx.subscribe(names::filter_to_router(&r.request)) {
             tracing::error!("rpc: cannot subscribe to {}: {e}", r.request);
         }
     }
@@ -131,7 +132,8 @@ impl Rpc {
                 Ok(_) => continue,
                 Err(e) => return tracing::error!("rpc: the broker closed the link: {e}"),
             };
-            let topic = String::from_utf8_lossy(&forward.publish.topic).into_owned();
+            let topic = names::topic_from_router(&forward.publish.topic);
+            let topic = String::from_utf8_lossy(&topic).into_owned();
             let Some(route) = self
                 .routes
                 .iter()

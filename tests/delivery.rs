@@ -185,52 +185,6 @@ fn an_unacknowledged_delivery_is_resent_with_dup_when_the_session_resumes() {
 }
 
 /// `n` QoS 1 messages on `topic`, payloads `{tag}-{i}`, from one `mosquitto_pub -l` client.
-fn publish_lines(edgemq: &Edgemq, topic: &str, tag: &str, n: usize) -> std::thread::JoinHandle<()> {
-    let lines: String = (0..n).map(|i| format!("{tag}-{i}\n")).collect();
-    let mut publisher = mosquitto(edgemq, "mosquitto_pub")
-        .args(["-t", topic, "-q", "1", "-l"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = publisher.stdin.take().unwrap();
-    let tag = tag.to_string();
-    std::thread::spawn(move || {
-        use std::io::Write;
-        stdin.write_all(lines.as_bytes()).unwrap();
-        drop(stdin);
-        assert!(
-            publisher.wait().unwrap().success(),
-            "mosquitto_pub -l {tag}"
-        );
-    })
-}
-
-/// Every payload `{tag}-{i}` for i in 0..n exactly once, in order per tag.
-#[track_caller]
-fn all_in_order(lines: &[String], tags: &[&str], n: usize) {
-    for tag in tags {
-        let seen: Vec<usize> = lines
-            .iter()
-            .filter_map(|l| {
-                l.split_once(' ')?
-                    .1
-                    .strip_prefix(&format!("{tag}-"))?
-                    .parse()
-                    .ok()
-            })
-            .collect();
-        let expected: Vec<usize> = (0..n).collect();
-        if seen != expected {
-            let missing = expected.iter().filter(|i| !seen.contains(i)).count();
-            panic!(
-                "{tag}: {} received, {missing} missing, first {:?}",
-                seen.len(),
-                &seen[..seen.len().min(5)]
-            );
-        }
-    }
-}
-
 #[test]
 fn a_frozen_subscriber_gets_everything_after_it_thaws_and_slows_nobody() {
     const EACH: usize = 30_000;

@@ -210,3 +210,30 @@ fn a_publish_with_a_subscription_identifier_closes_only_its_client() {
     }
     assert!(edgemq.stop().success());
 }
+
+#[test]
+fn topics_starting_with_a_multibyte_character_are_delivered_and_break_nothing() {
+    // rumqttd's router panics on such a topic unless edgemq escapes it (found by fuzzing):
+    // before, the first one stopped every live delivery for good.
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let mut all = Sub::start(&edgemq, &["-t", "#"]);
+    let mut exact = Sub::start(&edgemq, &["-t", "温度/+"]);
+    let mut percent = Sub::start(&edgemq, &["-t", "%/x"]);
+    for (topic, payload) in [
+        ("温度/室内", "21"),
+        ("é", "e"),
+        ("%/x", "p"),
+        ("plain/after", "ok"),
+    ] {
+        mosquitto_pub(&edgemq, topic, payload.as_bytes(), &["-q", "1"]);
+    }
+    assert_eq!(
+        all.messages(4),
+        ["温度/室内 21", "é e", "%/x p", "plain/after ok"]
+    );
+    assert_eq!(exact.messages(1), ["温度/室内 21"]);
+    assert_eq!(percent.messages(1), ["%/x p"]);
+    exact.nothing_more();
+    assert!(edgemq.stop().success());
+}

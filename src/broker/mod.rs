@@ -4,6 +4,7 @@
 //! reach the router through the front door, which makes one link per connection with
 //! `RouterHandle`.
 
+pub mod names;
 mod outbox;
 pub mod retained;
 pub mod stamp;

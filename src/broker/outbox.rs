@@ -2,6 +2,7 @@
 //! publish (last wills and alerts included), and MQTT replies to requests, which are not
 //! stored. Every copy is stamped.
 
+use super::names;
 use super::stamp::{stamp, Stamp};
 use bytes::Bytes;
 use rumqttd::local::{LinkRx, LinkTx};
@@ -66,7 +67,10 @@ impl Outbox {
     pub fn send_all(&self, copies: Vec<(Publish, PublishProperties)>) -> Result<(), PublishError> {
         let mut packets: Vec<Packet> = copies
             .into_iter()
-            .map(|(publish, properties)| Packet::Publish(publish, Some(properties)))
+            .map(|(mut publish, properties)| {
+                publish.topic = names::topic_to_router(&publish.topic);
+                Packet::Publish(publish, Some(properties))
+            })
             .collect();
         let Some(last) = packets.pop() else {
             return Ok(());

@@ -13,6 +13,7 @@ mod delivery;
 mod inbound;
 use delivery::{read_page, saved, PageRead, CHECKPOINT_EVERY};
 mod outgoing;
+mod replay;
 mod subscriptions;
 mod writer;
 use crate::ingest::Intake;
@@ -22,8 +23,8 @@ use crate::store::{Receipts, SessionChange};
 use bytes::BytesMut;
 pub use outgoing::{Outgoing, QueueLimits};
 use rumqttd::protocol::{
-    Disconnect, DisconnectReasonCode, Packet, PingResp, PubComp, PubCompReason, QoS,
-    SubscribeReasonCode, UnsubAck, UnsubAckReason,
+    Disconnect, DisconnectReasonCode, Packet, PingResp, PubComp, PubCompReason, QoS, UnsubAck,
+    UnsubAckReason,
 };
 use rumqttd::Notification;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -63,7 +64,7 @@ pub struct Session {
     qos2_in: HashSet<u16>,
     /// SUBACKs in progress: our own code per filter (`None` where the router's comes in),
     /// and the `$SYS` filters whose current values follow the SUBACK.
-    subacks: HashMap<u16, SubAckInProgress>,
+    subacks: HashMap<u16, subscriptions::SubAckInProgress>,
     /// UNSUBACKs waiting for the router's answer to the PINGREQ sent behind the UNSUBSCRIBE.
     unsubacks: VecDeque<(u16, Vec<UnsubAckReason>)>,
     sys_filters: Vec<String>,
@@ -79,14 +80,6 @@ pub struct Session {
     /// Bytes for the socket, handed to the writer task in chunks.
     out: BytesMut,
 }
-
-/// Per filter of a SUBSCRIBE: our own code, or `None` where the router's comes in; the QoS
-/// granted to each filter that went to the router; the new `$SYS` filters.
-type SubAckInProgress = (
-    Vec<Option<SubscribeReasonCode>>,
-    Vec<(String, QoS, Option<usize>)>,
-    Vec<String>,
-);
 
 /// Deliveries that may wait for a slow client; past this it catches up from the store.
 pub const QUEUED_MAX: usize = 10_000;

@@ -74,9 +74,4 @@ impl Params {
     }
 }
 
-/// ISO 8601 with or without offset (UTC), a date, or unix milliseconds.
-pub fn parse_time(v: &str) -> Option<i64> {
-    crate::clock::parse_iso(v, chrono_tz::UTC)
-        .ok()
-        .or_else(|| v.parse::<i64>().ok().filter(|n| *n >= 0))
-}
+pub use crate::clock::parse_time;

@@ -18,6 +18,35 @@ pub struct Logged {
     pub properties: Option<PublishProperties>,
 }
 
+/// Where to read the log from for what was received at or after `at` (unix ms): an id such
+/// that the messages before it arrived earlier and the ones from it on did not (past the last
+/// one when none did). A binary search over ids, which follow arrival (to within the moment between a message's
+/// arrival and its numbering).
+pub fn first_id_at(conn: &Connection, at: i64) -> rusqlite::Result<i64> {
+    let mut first = conn.prepare_cached(
+        "SELECT id, received_at FROM messages WHERE id >= ?1 ORDER BY id LIMIT 1",
+    )?;
+    let mut at_or_after = |id: i64| -> rusqlite::Result<Option<(i64, i64)>> {
+        let mut rows = first.query([id])?;
+        rows.next()?.map(|r| Ok((r.get(0)?, r.get(1)?))).transpose()
+    };
+    let last: i64 = conn.query_row("SELECT coalesce(max(id), 0) FROM messages", [], |r| {
+        r.get(0)
+    })?;
+    let (mut lo, mut hi) = (0i64, last + 1);
+    // Invariant: messages before `lo` arrived before `at`; `hi` is at or after it.
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match at_or_after(mid)? {
+            Some((id, received_at)) if received_at < at => lo = (id + 1).min(hi),
+            // No message between `mid` and `hi`: `mid` is as good a start as `hi`.
+            Some((id, _)) => hi = if id < hi { id } else { mid },
+            None => hi = mid,
+        }
+    }
+    Ok(lo)
+}
+
 /// Every routed message with an id in `(after, through]`, in id order.
 pub fn between(conn: &Connection, after: i64, through: i64) -> rusqlite::Result<Vec<Logged>> {
     let mut stmt = conn.prepare_cached(
@@ -38,4 +67,40 @@ pub fn between(conn: &Connection, after: i64, through: i64) -> rusqlite::Result<
         })
     })?;
     rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_id_at_a_time_is_found_across_gaps() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(crate::store::SCHEMA).unwrap();
+        for id in [1, 2, 3, 7, 8, 20, 21] {
+            conn.execute(
+                "INSERT INTO messages (id, received_at, topic, payload, device_time)
+                 VALUES (?1, ?1 * 100, 't', x'00', 0)",
+                [id],
+            )
+            .unwrap();
+        }
+        // The first message read from the id found (ids in a gap are as good as the next).
+        let at = |t| {
+            let from = first_id_at(&conn, t).unwrap();
+            let next: Option<i64> = conn
+                .query_row("SELECT min(id) FROM messages WHERE id >= ?1", [from], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            next
+        };
+        assert_eq!(at(0), Some(1));
+        assert_eq!(at(300), Some(3));
+        assert_eq!(at(301), Some(7), "the next one after a gap");
+        assert_eq!(at(700), Some(7));
+        assert_eq!(at(1_000), Some(20));
+        assert_eq!(at(2_100), Some(21));
+        assert_eq!(at(5_000), None, "past the last");
+    }
 }

@@ -436,6 +436,16 @@ impl Sub {
         sub
     }
 
+    /// The SUBACK's codes as mosquitto_sub prints them: "1", "128", "0, 128".
+    pub fn granted(&mut self) -> String {
+        let printed = self.lines.recv_timeout(Duration::from_secs(10));
+        let line = printed.unwrap_or_else(|e| panic!("no SUBACK codes printed: {e}"));
+        match line.split_once("): ") {
+            Some((head, codes)) if head.starts_with("Subscribed (mid") => codes.to_string(),
+            _ => panic!("expected the SUBACK's codes, got {line:?}"),
+        }
+    }
+
     /// The next `n` messages as "topic payload" lines (debug lines left out).
     #[track_caller]
     pub fn messages(&mut self, n: usize) -> Vec<String> {
@@ -547,4 +557,57 @@ pub fn metric(edgemq: &Edgemq, name: &str) -> Result<u64, String> {
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| format!("no {name} in /metrics"))
+}
+
+/// Publishes `{tag}-{i}` for i in 0..n on `topic` at QoS 1 with one `mosquitto_pub -l`, from
+/// a thread that asserts it succeeded.
+pub fn publish_lines(
+    edgemq: &Edgemq,
+    topic: &str,
+    tag: &str,
+    n: usize,
+) -> std::thread::JoinHandle<()> {
+    let lines: String = (0..n).map(|i| format!("{tag}-{i}\n")).collect();
+    let mut publisher = mosquitto(edgemq, "mosquitto_pub")
+        .args(["-t", topic, "-q", "1", "-l"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = publisher.stdin.take().unwrap();
+    let tag = tag.to_string();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(lines.as_bytes()).unwrap();
+        drop(stdin);
+        assert!(
+            publisher.wait().unwrap().success(),
+            "mosquitto_pub -l {tag}"
+        );
+    })
+}
+
+/// Every payload `{tag}-{i}` for i in 0..n exactly once, in order per tag.
+#[track_caller]
+pub fn all_in_order(lines: &[String], tags: &[&str], n: usize) {
+    for tag in tags {
+        let seen: Vec<usize> = lines
+            .iter()
+            .filter_map(|l| {
+                l.split_once(' ')?
+                    .1
+                    .strip_prefix(&format!("{tag}-"))?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        let expected: Vec<usize> = (0..n).collect();
+        if seen != expected {
+            let missing = expected.iter().filter(|i| !seen.contains(i)).count();
+            panic!(
+                "{tag}: {} received, {missing} missing, first {:?}",
+                seen.len(),
+                &seen[..seen.len().min(5)]
+            );
+        }
+    }
 }

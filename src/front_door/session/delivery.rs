@@ -4,6 +4,7 @@
 
 use super::outgoing::{Accepted, Outgoing, Sending};
 use super::{codec, Session, QUEUED_MAX};
+use crate::broker::names;
 use crate::ingest::Intake;
 use crate::metrics::Dropped;
 use crate::query::log::{self, Logged};
@@ -80,7 +81,7 @@ impl Session {
             .subscriptions()
             .into_iter()
             .map(|(path, ..)| Filter {
-                path,
+                path: names::filter_to_router(&path).into_owned(),
                 qos: QoS::AtMostOnce,
                 nolocal: false,
                 preserve_retain: false,

@@ -10,6 +10,7 @@
 //! holds without a gap, it rejoins live there. A slow client gets everything, in order, and
 //! memory stays bounded however far behind it is (`catchup`).
 
+use crate::broker::names;
 use crate::broker::retained::Kept;
 use crate::broker::stamp::unstamp;
 use crate::topic;
@@ -19,7 +20,7 @@ use rumqttd::Forward;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 mod catchup;
-use catchup::Mode;
+use catchup::{Mode, Replays};
 
 /// Ids of messages whose other copies are still to come, remembered at most this long.
 const COPIES_REMEMBERED: usize = 4096;
@@ -101,6 +102,8 @@ pub struct Outgoing {
     /// after a restart, until the session subscribes them again).
     pub router_subscribed: bool,
     mode: Mode,
+    /// Subscriptions replaying the log (`catchup::Replays`).
+    replays: Replays,
 }
 
 impl Outgoing {
@@ -123,6 +126,7 @@ impl Outgoing {
             sent_through: 0,
             router_subscribed: true,
             mode: Mode::Live,
+            replays: Replays::default(),
         }
     }
 
@@ -213,6 +217,7 @@ impl Outgoing {
 
     /// Whether `filter` was subscribed.
     pub fn revoke(&mut self, filter: &str) -> bool {
+        self.replays.forget(filter);
         let before = self.granted.len();
         self.granted.retain(|(f, ..)| f != filter);
         self.granted.len() < before
@@ -221,17 +226,34 @@ impl Outgoing {
     /// For a topic: the highest QoS granted to a matching filter, the subscription identifiers
     /// of all of them, and how many match (the router sends one copy per matching filter).
     fn matching(&self, topic: &str) -> Option<(QoS, Vec<usize>, usize)> {
-        let mut found: Option<(QoS, Vec<usize>, usize)> = None;
+        self.matching_logged(topic, None)
+            .map(|(q, ids, n, _)| (q, ids, n))
+    }
+
+    /// `matching` for message `logged` read from the log (None: a live copy), where a replay
+    /// may leave out what a filter already had; the last field says whether a filter that is
+    /// not replaying matched (what it matched may have been sent before).
+    fn matching_logged(
+        &self,
+        topic: &str,
+        logged: Option<i64>,
+    ) -> Option<(QoS, Vec<usize>, usize, bool)> {
+        let mut found: Option<(QoS, Vec<usize>, usize, bool)> = None;
         for (filter, qos, id) in &self.granted {
             if !topic::matches(shared_filter(filter), topic) {
                 continue;
             }
-            let (best, ids, n) = found.get_or_insert((*qos, Vec::new(), 0));
+            let replaying = self.replays.floor(filter);
+            if logged.is_some_and(|logged| logged <= replaying.unwrap_or(self.replays.others)) {
+                continue;
+            }
+            let (best, ids, n, before) = found.get_or_insert((*qos, Vec::new(), 0, false));
             *best = higher(*best, *qos);
             ids.extend(*id);
             *n += 1;
+            *before |= replaying.is_none();
         }
-        if let Some((_, ids, _)) = &mut found {
+        if let Some((_, ids, ..)) = &mut found {
             ids.sort_unstable();
             ids.dedup();
         }
@@ -239,8 +261,9 @@ impl Outgoing {
     }
 
     /// Takes a copy the router forwarded: once per message, at the QoS the client gets.
-    pub fn accept(&mut self, forward: Forward) -> Accepted {
+    pub fn accept(&mut self, mut forward: Forward) -> Accepted {
         let (stamp, properties) = unstamp(forward.properties);
+        forward.publish.topic = names::topic_from_router(&forward.publish.topic);
         let topic = String::from_utf8_lossy(&forward.publish.topic);
         let Some((granted, ids, copies)) = self.matching(&topic) else {
             return Accepted::Unmatched;
@@ -536,5 +559,53 @@ mod tests {
         .collect();
         assert_eq!(ids, [2, 4]);
         assert_eq!(out.acked_through(), 5, "what was not for it is passed");
+    }
+
+    fn logged(id: i64, topic: &str) -> crate::query::log::Logged {
+        crate::query::log::Logged {
+            id,
+            topic: topic.into(),
+            payload: b"x".to_vec(),
+            qos: 1,
+            properties: None,
+        }
+    }
+
+    fn sent_ids(out: &mut Outgoing) -> Vec<i64> {
+        std::iter::from_fn(|| match out.next_to_send()? {
+            Sending::Publish(d, pkid, _) => {
+                out.completed(pkid);
+                Some(d.id)
+            }
+            Sending::Other(_) => None,
+        })
+        .collect()
+    }
+
+    #[test]
+    fn a_replay_gives_the_new_filter_its_past_and_no_filter_a_message_twice() {
+        let mut out = Outgoing::new(10, 10_000);
+        out.grant("a/#", QoS::AtLeastOnce, None);
+        out.accept(forward("a/x", 1, 1));
+        out.accept(forward("a/x", 3, 1));
+        assert_eq!(sent_ids(&mut out), [1, 3]);
+        // b/# replays from id 1; the log holds 1..=4, b's 2 and 4 among them.
+        out.grant("b/#", QoS::AtLeastOnce, None);
+        out.replay("b/#", 1);
+        assert_eq!(out.next_page(4), Some((0, 4)));
+        let rows = [(1, "a/x"), (2, "b/x"), (3, "a/x"), (4, "b/x")];
+        out.page(rows.iter().map(|(id, t)| logged(*id, t)).collect(), 4);
+        assert_eq!(sent_ids(&mut out), [2, 4], "a/# had 1 and 3 already");
+        // At the committed head, but the router has not subscribed b/# yet: not live.
+        assert_eq!(out.next_page(4), None);
+        assert!(out.catching_up());
+        // Copies routed meanwhile wait in the ring; the router had routed through 5.
+        out.accept(forward("b/x", 5, 1));
+        out.replay_subscribed(5);
+        assert_eq!(out.next_page(5), Some((4, 5)));
+        out.page(vec![logged(5, "b/x")], 5);
+        out.accept(forward("b/x", 6, 1));
+        assert!(!out.catching_up());
+        assert_eq!(sent_ids(&mut out), [5, 6], "each once, in order");
     }
 }

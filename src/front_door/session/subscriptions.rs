@@ -2,10 +2,11 @@
 //! decides each delivery's QoS from what it granted), except `$SYS` ones (answered here from
 //! the `$SYS` tree) and other `$` filters (refused in the SUBACK); the router's SUBACK is merged
 //! with our own codes, and every UNSUBSCRIBE gets exactly one UNSUBACK, sent when the router
-//! answers the PINGREQ queued behind it.
+//! answers the PINGREQ queued behind it. A filter may replay the log first (`replay`).
 
 use super::outgoing::shared_filter;
-use super::Session;
+use super::{replay, Session};
+use crate::broker::names;
 use crate::front_door::sys::{self, is_sys_filter, SysTree};
 use crate::topic;
 use rumqttd::protocol::{
@@ -14,6 +15,18 @@ use rumqttd::protocol::{
 };
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+
+/// A SUBSCRIBE waiting for the router's SUBACK.
+pub(super) struct SubAckInProgress {
+    /// Per filter: our own code, or `None` where the router's comes in.
+    codes: Vec<Option<SubscribeReasonCode>>,
+    /// Each filter that went to the router, with the QoS granted and its identifier.
+    granted: Vec<(String, QoS, Option<usize>)>,
+    /// The new `$SYS` filters.
+    new_sys: Vec<String>,
+    /// Filters that replay the log (which holds their history: no retained messages).
+    replays: Vec<String>,
+}
 
 impl Session {
     pub(super) fn subscribe(
@@ -31,7 +44,22 @@ impl Session {
         let mut forward = Vec::new();
         let mut new_sys = Vec::new();
         let mut granted_qos = Vec::new();
-        for filter in subscribe.filters {
+        let mut replays = Vec::new();
+        let replay_from = replay::from_properties(properties.as_ref());
+        for mut filter in subscribe.filters {
+            let requested = replay_from.clone().and_then(|from| {
+                let (path, at) = replay::parse_filter(&filter.path)?;
+                Ok((path.to_string(), at.or(from)))
+            });
+            let (path, replay_at) = match requested {
+                Ok(requested) => requested,
+                Err(why) => {
+                    tracing::info!("client {}: subscribe refused: {why}", self.client.client_id);
+                    codes.push(Some(refused));
+                    continue;
+                }
+            };
+            filter.path = path;
             let valid = topic::valid_filter(&filter.path);
             if valid && is_sys_filter(&filter.path) {
                 if !self.sys_filters.contains(&filter.path) {
@@ -44,6 +72,21 @@ impl Session {
             {
                 codes.push(Some(refused));
             } else {
+                let replay_from = match replay_at.map(|at| self.replay_start(at)).transpose() {
+                    Ok(from) => from,
+                    Err(why) => {
+                        tracing::warn!(
+                            "client {}: cannot replay `{}`: {why}",
+                            self.client.client_id,
+                            filter.path
+                        );
+                        codes.push(Some(match self.client.version.is_v5() {
+                            true => SubscribeReasonCode::ImplementationSpecific,
+                            false => SubscribeReasonCode::Failure,
+                        }));
+                        continue;
+                    }
+                };
                 codes.push(None);
                 // [MQTT-3.8.4-3] Subscribing again replaces the subscription and its QoS.
                 let granted = filter.qos;
@@ -51,8 +94,13 @@ impl Session {
                 self.outgoing.start_after(self.shared.outbox.last_routed());
                 self.outgoing.grant(&filter.path, granted, id);
                 granted_qos.push((filter.path.clone(), granted, id));
+                if let Some(from) = replay_from {
+                    self.outgoing.replay(&filter.path, from);
+                    replays.push(filter.path.clone());
+                }
                 // Retained messages come from edgemq, after the SUBACK.
                 forward.push(Filter {
+                    path: names::filter_to_router(&filter.path).into_owned(),
                     qos: QoS::AtMostOnce,
                     retain_forward_rule: RetainForwardRule::Never,
                     ..filter
@@ -65,7 +113,13 @@ impl Session {
             self.write(Packet::SubAck(SubAck { pkid, return_codes }, None));
             self.send_new_sys(&new_sys);
         } else {
-            self.subacks.insert(pkid, (codes, granted_qos, new_sys));
+            let waiting = SubAckInProgress {
+                codes,
+                granted: granted_qos,
+                new_sys,
+                replays,
+            };
+            self.subacks.insert(pkid, waiting);
             let subscribe = Subscribe {
                 pkid,
                 filters: forward,
@@ -100,9 +154,10 @@ impl Session {
                     UnsubAckReason::NoSubscriptionExisted
                 });
             } else {
-                self.outgoing.revoke(&filter);
+                let filter = replay::unsubscribed(&filter);
+                self.outgoing.revoke(filter);
                 reasons.push(UnsubAckReason::Success);
-                forward.push(filter);
+                forward.push(names::filter_to_router(filter).into_owned());
             }
         }
         let pkid = unsubscribe.pkid;
@@ -139,10 +194,21 @@ impl Session {
         if suback.pkid == 0 {
             return; // The router's answer to a restored session's filters.
         }
-        let Some((codes, granted, new_sys)) = self.subacks.remove(&suback.pkid) else {
+        let Some(waiting) = self.subacks.remove(&suback.pkid) else {
             self.write(Packet::SubAck(suback, properties));
             return;
         };
+        let SubAckInProgress {
+            codes,
+            granted,
+            new_sys,
+            replays,
+        } = waiting;
+        // The router has every copy after what had been routed by now for the new filters.
+        for _ in &replays {
+            self.outgoing
+                .replay_subscribed(self.shared.outbox.last_routed());
+        }
         // The router subscribed at QoS 0; the client is told the QoS edgemq granted.
         let mut from_router = suback.return_codes.into_iter().zip(granted);
         let mut subscribed = Vec::new();
@@ -173,6 +239,9 @@ impl Session {
         self.write(Packet::SubAck(suback, properties));
         self.send_new_sys(&new_sys);
         for (filter, granted, id) in subscribed {
+            if replays.contains(&filter) {
+                continue;
+            }
             for (topic, kept) in self.shared.retained.matching(shared_filter(&filter)) {
                 self.outgoing.retained(topic, kept, granted, id);
             }

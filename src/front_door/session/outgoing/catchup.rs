@@ -1,17 +1,56 @@
 //! Catching up from the store, for a session whose queue is full or that resumes: the newest
 //! live copies wait in a ring while pages of the log are read from the cursor, and the session
 //! rejoins live once the pages pass what the ring let go of.
+//!
+//! A subscription that replays the past (`replay-from`) is the same path: the session rewinds
+//! its reading to the replay's start, where each filter it had takes only what it had not been
+//! given yet, and it rejoins live no earlier than the id the router had routed when it
+//! subscribed the new filter, so the seam has no gap and no duplicate.
 
 use super::{lower, qos_of, with_identifiers, Delivery, Outgoing};
 use crate::query::log::Logged;
 use bytes::Bytes;
 use rumqttd::protocol::{Publish, QoS};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 /// Ids of the log read per page while catching up.
 const PAGE_IDS: i64 = 2_000;
 /// Live copies kept while catching up (the newest).
 const RING: usize = 2_000;
+
+/// Subscriptions replaying the log, until the session is live again.
+#[derive(Debug, Clone)]
+pub(super) struct Replays {
+    /// Each replaying filter's floor: it takes logged messages after this id.
+    floors: HashMap<String, i64>,
+    /// The floor of every other filter: what it had been given when a replay rewound.
+    pub others: i64,
+    /// Replays whose router SUBACK has not come yet: no rejoining live before it.
+    pending: usize,
+    /// A page being read when a replay rewound is thrown away (it is read again).
+    discard_page: bool,
+}
+
+impl Default for Replays {
+    fn default() -> Self {
+        Replays {
+            floors: HashMap::new(),
+            others: i64::MIN,
+            pending: 0,
+            discard_page: false,
+        }
+    }
+}
+
+impl Replays {
+    pub fn floor(&self, filter: &str) -> Option<i64> {
+        self.floors.get(filter).copied()
+    }
+
+    pub fn forget(&mut self, filter: &str) {
+        self.floors.remove(filter);
+    }
+}
 
 /// Whether the session takes live copies or reads the log.
 #[derive(Debug, Clone)]
@@ -106,12 +145,62 @@ impl Outgoing {
         }
     }
 
+    /// `filter`, just granted, replays the log from id `from`: the session reads the log again
+    /// from there (its other filters only past what they were given), until the router has
+    /// subscribed the filter (`replay_subscribed`) and the pages have caught up.
+    pub fn replay(&mut self, filter: &str, from: i64) {
+        let read_through = match &self.mode {
+            Mode::Live => self.cursor,
+            Mode::CatchUp { after, .. } => *after,
+        };
+        // Every filter had what the log holds through `read_through`.
+        self.replays.others = self.replays.others.max(read_through);
+        for floor in self.replays.floors.values_mut() {
+            *floor = (*floor).max(read_through);
+        }
+        self.replays.floors.insert(filter.to_string(), from - 1);
+        self.replays.pending += 1;
+        match &mut self.mode {
+            Mode::Live => {
+                self.mode = Mode::CatchUp {
+                    after: (from - 1).min(read_through),
+                    ring: VecDeque::with_capacity(RING),
+                    evicted_through: Some(read_through),
+                    reading: false,
+                }
+            }
+            Mode::CatchUp { after, reading, .. } => {
+                self.replays.discard_page |= *reading;
+                *after = (*after).min(from - 1);
+            }
+        }
+    }
+
+    /// The router subscribed a replaying filter when it had routed through `routed`: the
+    /// session goes live no earlier than that.
+    pub fn replay_subscribed(&mut self, routed: i64) {
+        self.replays.pending = self.replays.pending.saturating_sub(1);
+        if let Mode::CatchUp {
+            evicted_through, ..
+        } = &mut self.mode
+        {
+            *evicted_through = Some(evicted_through.map_or(routed, |e| e.max(routed)));
+        }
+    }
+
     /// A page of the log, `(after, through]`: what the client's filters match goes to the
     /// queue; once the pages have passed what the ring let go of, the session is live again.
     pub fn page(&mut self, rows: Vec<Logged>, through: i64) -> usize {
+        if std::mem::take(&mut self.replays.discard_page) {
+            if let Mode::CatchUp { reading, .. } = &mut self.mode {
+                *reading = false;
+            }
+            return 0;
+        }
         let before = self.waiting.len();
         for row in rows {
-            if let Some((granted, ids, _)) = self.matching(&row.topic) {
+            if let Some((granted, ids, _, before)) = self.matching_logged(&row.topic, Some(row.id))
+            {
                 let qos = lower(qos_of(row.qos), granted);
                 if qos == QoS::AtMostOnce && row.id <= self.qos0_skipped_through {
                     continue;
@@ -122,7 +211,7 @@ impl Outgoing {
                     properties: with_identifiers(row.properties, ids),
                     qos,
                     id: row.id,
-                    dup: row.id <= self.sent_through,
+                    dup: before && row.id <= self.sent_through,
                 });
             }
         }
@@ -150,6 +239,7 @@ impl Outgoing {
             return;
         };
         let gap_until = match evicted_through {
+            _ if self.replays.pending > 0 => return,
             Some(id) => *id,
             None if at_head => i64::MIN,
             None => return,
@@ -159,6 +249,7 @@ impl Outgoing {
         }
         let ring = std::mem::take(ring);
         self.mode = Mode::Live;
+        self.replays = Replays::default();
         self.skip_through = through;
         for (id, delivery) in ring {
             let away = delivery.qos == QoS::AtMostOnce && id <= self.qos0_skipped_through;
@@ -171,6 +262,7 @@ impl Outgoing {
 
     /// A page could not be read: it is asked for again.
     pub fn page_failed(&mut self) {
+        self.replays.discard_page = false;
         if let Mode::CatchUp { reading, .. } = &mut self.mode {
             *reading = false;
         }
