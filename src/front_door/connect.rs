@@ -40,6 +40,8 @@ pub struct Client {
     pub resumed: Option<super::session::Outgoing>,
     /// MQTT 5: how many QoS 1/2 deliveries the client takes unacknowledged.
     pub receive_maximum: Option<u16>,
+    /// MQTT 5: the largest packet the client takes; a delivery past it is skipped.
+    pub max_packet_size: Option<usize>,
     pub will: Option<Will>,
     pub link_tx: LinkTx,
     pub link_rx: LinkRx,
@@ -223,6 +225,10 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         connection,
         resumed,
         receive_maximum: properties.as_ref().and_then(|p| p.receive_maximum),
+        max_packet_size: properties
+            .as_ref()
+            .and_then(|p| p.max_packet_size)
+            .map(|n| n as usize),
         will: will.map(|w| to_will(w, will_properties)),
         link_tx,
         link_rx,

@@ -200,10 +200,12 @@ pub enum Dropped {
     SessionQueueFull,
     /// A client had `max_queued_messages` / `max_queued_bytes` waiting: not delivered to it.
     QueueLimit,
+    /// The delivery would have been larger than the client's MQTT 5 Maximum Packet Size.
+    PacketTooLarge,
 }
 
 impl Dropped {
-    pub const ALL: [Dropped; 8] = [
+    pub const ALL: [Dropped; 9] = [
         Dropped::NoticeQueueFull,
         Dropped::ReplyNotPublished,
         Dropped::EncodeFailed,
@@ -212,6 +214,7 @@ impl Dropped {
         Dropped::NotRouted,
         Dropped::SessionQueueFull,
         Dropped::QueueLimit,
+        Dropped::PacketTooLarge,
     ];
 
     /// The `reason` label.
@@ -225,6 +228,7 @@ impl Dropped {
             Dropped::NotRouted => "not_routed",
             Dropped::SessionQueueFull => "session_queue_full",
             Dropped::QueueLimit => "queue_limit",
+            Dropped::PacketTooLarge => "packet_too_large",
         }
     }
 

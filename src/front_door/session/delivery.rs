@@ -110,17 +110,30 @@ impl Session {
             Sending::Other(packet) => return self.write(packet),
             Sending::Publish(delivery, pkid, dup) => (delivery, pkid, dup),
         };
-        self.shared.metrics.sent.fetch_add(1, Relaxed);
         let packet = Packet::Publish(delivery.publish, delivery.properties);
+        let max = self.client.max_packet_size.unwrap_or(usize::MAX);
         if delivery.qos == QoS::AtMostOnce {
-            return self.write(packet);
+            let before = self.out.len();
+            self.write(packet);
+            let size = self.out.len() - before;
+            if size > max {
+                self.out.truncate(before);
+                self.shared.metrics.packets_sent.fetch_sub(1, Relaxed);
+                return self.too_large(size, 0);
+            }
+            self.shared.metrics.sent.fetch_add(1, Relaxed);
+            return;
         }
         // rumqttd's `Publish` keeps QoS and packet id private: write it at QoS 0, then add them.
         let mut frame = BytesMut::new();
         match self.client.version.write(packet, &mut frame) {
             Ok(_) => {
-                self.shared.metrics.packets_sent.fetch_add(1, Relaxed);
                 let frame = codec::with_packet_id(&frame, delivery.qos, pkid, dup);
+                if frame.len() > max {
+                    return self.too_large(frame.len(), pkid);
+                }
+                self.shared.metrics.sent.fetch_add(1, Relaxed);
+                self.shared.metrics.packets_sent.fetch_add(1, Relaxed);
                 self.out.extend_from_slice(&frame);
             }
             Err(e) => {
@@ -130,6 +143,22 @@ impl Session {
                     self.client.client_id
                 );
             }
+        }
+    }
+
+    /// A delivery of `size` bytes is past the client's Maximum Packet Size: it is skipped for
+    /// this client [MQTT-3.1.2-25], counted, and its packet id (if any) freed.
+    fn too_large(&mut self, size: usize, pkid: u16) {
+        if pkid != 0 {
+            self.outgoing.completed(pkid);
+        }
+        self.shared.metrics.dropped(Dropped::PacketTooLarge);
+        if self.slow_warnings.allow().0 {
+            tracing::info!(
+                "client {}: a message of {size} bytes was not sent: past the client's Maximum \
+                 Packet Size (edgemq_dropped_total{{reason=\"packet_too_large\"}})",
+                self.client.client_id
+            );
         }
     }
 
