@@ -148,6 +148,7 @@ pub fn start(
             payload: r.payload.into(),
             qos: r.qos,
             properties: r.properties,
+            at: r.updated_at,
         };
         kept.set(&r.topic, kept_one);
     }

@@ -59,7 +59,15 @@ impl Outbox {
         publish: Publish,
         properties: Option<PublishProperties>,
     ) -> Result<(), PublishError> {
-        let properties = stamp(properties, Stamp { id: 0, qos: 1 });
+        let received_at = crate::clock::now_ms();
+        let properties = stamp(
+            properties,
+            Stamp {
+                id: 0,
+                qos: 1,
+                received_at,
+            },
+        );
         self.send_all(vec![(publish, properties)])
     }
 

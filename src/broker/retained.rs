@@ -15,6 +15,8 @@ pub struct Kept {
     /// The QoS it was published with.
     pub qos: u8,
     pub properties: Option<PublishProperties>,
+    /// When it was published (unix ms): what its MQTT 5 message expiry counts from.
+    pub at: i64,
 }
 
 #[derive(Default)]
@@ -58,6 +60,7 @@ mod tests {
 
     fn kept(payload: &'static str) -> Kept {
         Kept {
+            at: 0,
             payload: Bytes::from_static(payload.as_bytes()),
             qos: 1,
             properties: None,

@@ -14,12 +14,15 @@ pub struct Stamp {
     pub id: i64,
     /// The QoS it was published with.
     pub qos: u8,
+    /// When edgemq received it (unix ms): what an MQTT 5 message expiry counts from.
+    pub received_at: i64,
 }
 
 /// The last byte of a stamp.
 const MARK: u8 = 0xED;
-/// id (8 bytes), flags (QoS, whether there was correlation data before), MARK.
-const LEN: usize = 10;
+/// received_at (8 bytes), id (8 bytes), flags (QoS, whether there was correlation data
+/// before), MARK.
+const LEN: usize = 18;
 const HAD_CORRELATION: u8 = 0b100;
 
 /// `properties` with `stamp` appended to the correlation data.
@@ -32,6 +35,7 @@ pub fn stamp(properties: Option<PublishProperties>, stamp: Stamp) -> PublishProp
         data.put_slice(original);
         flags |= HAD_CORRELATION;
     }
+    data.put_i64(stamp.received_at);
     data.put_i64(stamp.id);
     data.put_u8(flags);
     data.put_u8(MARK);
@@ -55,12 +59,14 @@ pub fn unstamp(
         properties.correlation_data = Some(data);
         return (None, Some(properties));
     }
-    let mut id = [0; 8];
-    id.copy_from_slice(&data[n - LEN..n - 2]);
+    let (mut received_at, mut id) = ([0; 8], [0; 8]);
+    received_at.copy_from_slice(&data[n - LEN..n - 10]);
+    id.copy_from_slice(&data[n - 10..n - 2]);
     let flags = data[n - 2];
     let found = Stamp {
         id: i64::from_be_bytes(id),
         qos: flags & 0b11,
+        received_at: i64::from_be_bytes(received_at),
     };
     if flags & HAD_CORRELATION != 0 {
         properties.correlation_data = Some(data.slice(..n - LEN));
@@ -75,7 +81,11 @@ mod tests {
 
     #[test]
     fn a_stamp_comes_off_leaving_what_the_publisher_sent() {
-        let s = Stamp { id: 42, qos: 2 };
+        let s = Stamp {
+            id: 42,
+            qos: 2,
+            received_at: 1_800_000_000_123,
+        };
         assert_eq!(unstamp(Some(stamp(None, s))), (Some(s), None));
 
         let sent = PublishProperties {

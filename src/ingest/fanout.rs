@@ -56,14 +56,23 @@ impl Fanout {
                         payload,
                         qos,
                         properties,
+                        at: incoming.received_at,
                     },
                 );
             }
             // Live copies are not retained ([MQTT-3.3.1-9]); sessions send retained messages
             // to new subscriptions from `retained`.
             let copy = Publish::new(incoming.topic.clone(), incoming.payload.clone(), false);
-            self.copies
-                .push((copy, stamp(properties, Stamp { id, qos })));
+            let received_at = incoming.received_at;
+            let stamped = stamp(
+                properties,
+                Stamp {
+                    id,
+                    qos,
+                    received_at,
+                },
+            );
+            self.copies.push((copy, stamped));
         }
         id
     }

@@ -202,10 +202,12 @@ pub enum Dropped {
     QueueLimit,
     /// The delivery would have been larger than the client's MQTT 5 Maximum Packet Size.
     PacketTooLarge,
+    /// Its MQTT 5 Message Expiry Interval ran out before it was sent to a subscriber.
+    Expired,
 }
 
 impl Dropped {
-    pub const ALL: [Dropped; 9] = [
+    pub const ALL: [Dropped; 10] = [
         Dropped::NoticeQueueFull,
         Dropped::ReplyNotPublished,
         Dropped::EncodeFailed,
@@ -215,6 +217,7 @@ impl Dropped {
         Dropped::SessionQueueFull,
         Dropped::QueueLimit,
         Dropped::PacketTooLarge,
+        Dropped::Expired,
     ];
 
     /// The `reason` label.
@@ -229,6 +232,7 @@ impl Dropped {
             Dropped::SessionQueueFull => "session_queue_full",
             Dropped::QueueLimit => "queue_limit",
             Dropped::PacketTooLarge => "packet_too_large",
+            Dropped::Expired => "expired",
         }
     }
 

@@ -16,6 +16,8 @@ pub struct Logged {
     pub qos: u8,
     /// Its MQTT 5 properties, as published.
     pub properties: Option<PublishProperties>,
+    /// When edgemq received it (unix ms).
+    pub received_at: i64,
 }
 
 /// Where to read the log from for what was received at or after `at` (unix ms): an id such
@@ -50,10 +52,10 @@ pub fn first_id_at(conn: &Connection, at: i64) -> rusqlite::Result<i64> {
 /// Every routed message with an id in `(after, through]`, in id order.
 pub fn between(conn: &Connection, after: i64, through: i64) -> rusqlite::Result<Vec<Logged>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, topic, payload, coalesce(qos, 0), properties FROM messages
+        "SELECT id, topic, payload, coalesce(qos, 0), properties, received_at FROM messages
           WHERE id > ?1 AND id <= ?2 AND topic NOT LIKE '$%'
          UNION ALL
-         SELECT id, topic, payload, coalesce(qos, 1), properties FROM dead_letters
+         SELECT id, topic, payload, coalesce(qos, 1), properties, received_at FROM dead_letters
           WHERE id > ?1 AND id <= ?2 AND topic NOT LIKE '$%'
          ORDER BY 1",
     )?;
@@ -64,6 +66,7 @@ pub fn between(conn: &Connection, after: i64, through: i64) -> rusqlite::Result<
             payload: r.get(2)?,
             qos: r.get(3)?,
             properties: properties::from_column(r.get::<_, Option<String>>(4)?.as_deref()),
+            received_at: r.get(5)?,
         })
     })?;
     rows.collect()

@@ -55,18 +55,22 @@ pub struct StoredRetained {
     pub payload: Vec<u8>,
     pub qos: u8,
     pub properties: Option<PublishProperties>,
+    /// When it was published (unix ms).
+    pub updated_at: i64,
 }
 
 /// The retained messages to give back to the broker at start-up.
 pub fn load_retained(conn: &Connection) -> rusqlite::Result<Vec<StoredRetained>> {
-    let mut stmt =
-        conn.prepare("SELECT topic, payload, qos, properties FROM retained ORDER BY topic")?;
+    let mut stmt = conn.prepare(
+        "SELECT topic, payload, qos, properties, updated_at FROM retained ORDER BY topic",
+    )?;
     let rows = stmt.query_map([], |r| {
         Ok(StoredRetained {
             topic: r.get(0)?,
             payload: r.get(1)?,
             qos: r.get(2)?,
             properties: super::properties::from_column(r.get::<_, Option<String>>(3)?.as_deref()),
+            updated_at: r.get(4)?,
         })
     })?;
     rows.collect()

@@ -110,6 +110,20 @@ impl Session {
             Sending::Other(packet) => return self.write(packet),
             Sending::Publish(delivery, pkid, dup) => (delivery, pkid, dup),
         };
+        let mut delivery = delivery;
+        if let Some(at) = delivery.expires_at {
+            let left = at - crate::clock::now_ms();
+            // Once sent, a message goes again (DUP) even when it has expired since.
+            if left <= 0 && !dup {
+                let why = "its message expiry interval ran out".to_string();
+                return self.skipped(Dropped::Expired, pkid, why);
+            }
+            if let (true, Some(p)) = (left > 0, delivery.properties.as_mut()) {
+                // [MQTT-3.3.2-6] What is left of it, in whole seconds (rounded up).
+                p.message_expiry_interval =
+                    Some(u32::try_from((left + 999) / 1000).unwrap_or(u32::MAX));
+            }
+        }
         let packet = Packet::Publish(delivery.publish, delivery.properties);
         let max = self.client.max_packet_size.unwrap_or(usize::MAX);
         if delivery.qos == QoS::AtMostOnce {
@@ -119,7 +133,7 @@ impl Session {
             if size > max {
                 self.out.truncate(before);
                 self.shared.metrics.packets_sent.fetch_sub(1, Relaxed);
-                return self.too_large(size, 0);
+                return self.skipped(Dropped::PacketTooLarge, 0, too_large(size));
             }
             self.shared.metrics.sent.fetch_add(1, Relaxed);
             return;
@@ -130,7 +144,7 @@ impl Session {
             Ok(_) => {
                 let frame = codec::with_packet_id(&frame, delivery.qos, pkid, dup);
                 if frame.len() > max {
-                    return self.too_large(frame.len(), pkid);
+                    return self.skipped(Dropped::PacketTooLarge, pkid, too_large(frame.len()));
                 }
                 self.shared.metrics.sent.fetch_add(1, Relaxed);
                 self.shared.metrics.packets_sent.fetch_add(1, Relaxed);
@@ -146,18 +160,19 @@ impl Session {
         }
     }
 
-    /// A delivery of `size` bytes is past the client's Maximum Packet Size: it is skipped for
-    /// this client [MQTT-3.1.2-25], counted, and its packet id (if any) freed.
-    fn too_large(&mut self, size: usize, pkid: u16) {
+    /// A delivery not sent to this client (past its Maximum Packet Size [MQTT-3.1.2-25], or
+    /// expired [MQTT-3.3.2-5]): counted, logged at most once a second, its packet id freed.
+    fn skipped(&mut self, why: Dropped, pkid: u16, detail: String) {
         if pkid != 0 {
             self.outgoing.completed(pkid);
         }
-        self.shared.metrics.dropped(Dropped::PacketTooLarge);
+        self.shared.metrics.dropped(why);
         if self.slow_warnings.allow().0 {
             tracing::info!(
-                "client {}: a message of {size} bytes was not sent: past the client's Maximum \
-                 Packet Size (edgemq_dropped_total{{reason=\"packet_too_large\"}})",
-                self.client.client_id
+                "client {}: a message was not sent: {detail} \
+                 (edgemq_dropped_total{{reason=\"{}\"}})",
+                self.client.client_id,
+                why.reason()
             );
         }
     }
@@ -189,4 +204,8 @@ impl Session {
             _ => {}
         }
     }
+}
+
+fn too_large(size: usize) -> String {
+    format!("its {size} bytes are past the client's Maximum Packet Size")
 }

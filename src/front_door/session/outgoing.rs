@@ -35,6 +35,14 @@ pub struct Delivery {
     pub id: i64,
     /// Sent before (to a connection that is gone): DUP is set.
     pub dup: bool,
+    /// When its MQTT 5 Message Expiry Interval runs out (unix ms), if it has one.
+    pub expires_at: Option<i64>,
+}
+
+/// When a message received at `received_at` (unix ms) with these properties expires.
+fn expires_at(properties: Option<&PublishProperties>, received_at: i64) -> Option<i64> {
+    let seconds = properties?.message_expiry_interval?;
+    Some(received_at.saturating_add(i64::from(seconds) * 1000))
 }
 
 /// A delivery the client has not acknowledged yet; `released` once its PUBREC came (QoS 2).
@@ -280,7 +288,9 @@ impl Outgoing {
             Some(_) => stamp.map_or(0, |s| s.id),
             None => 0,
         };
+        let received_at = stamp.map_or(0, |s| s.received_at);
         let delivery = Delivery {
+            expires_at: expires_at(properties.as_ref(), received_at),
             publish: forward.publish,
             properties: with_identifiers(properties, ids),
             qos: lower(published, granted),
@@ -294,6 +304,7 @@ impl Outgoing {
     /// sent whatever waits.
     pub fn retained(&mut self, topic: String, kept: Kept, granted: QoS, id: Option<usize>) {
         self.queue(Delivery {
+            expires_at: expires_at(kept.properties.as_ref(), kept.at),
             publish: Publish::new(Bytes::from(topic), kept.payload, true),
             properties: with_identifiers(kept.properties, id.into_iter().collect()),
             qos: lower(qos_of(kept.qos), granted),
@@ -475,7 +486,14 @@ mod tests {
             cursor: Some((0, id as u64)),
             size: 0,
             publish: Publish::new(topic.to_string(), "x".to_string(), false),
-            properties: Some(stamp(None, Stamp { id, qos })),
+            properties: Some(stamp(
+                None,
+                Stamp {
+                    id,
+                    qos,
+                    received_at: 0,
+                },
+            )),
         }
     }
 
@@ -568,6 +586,7 @@ mod tests {
             payload: b"x".to_vec(),
             qos: 1,
             properties: None,
+            received_at: 0,
         }
     }
 

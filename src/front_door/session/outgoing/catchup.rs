@@ -207,6 +207,7 @@ impl Outgoing {
                 }
                 let publish = Publish::new(Bytes::from(row.topic), Bytes::from(row.payload), false);
                 self.queue(Delivery {
+                    expires_at: super::expires_at(row.properties.as_ref(), row.received_at),
                     publish,
                     properties: with_identifiers(row.properties, ids),
                     qos,
