@@ -97,3 +97,67 @@ fn an_expired_message_is_not_delivered_and_a_delivered_one_carries_what_is_left(
     assert_eq!(expired, Ok(4));
     assert!(edgemq.stop().success());
 }
+
+#[test]
+fn max_keepalive_is_announced_as_server_keep_alive_and_refuses_311_clients_past_it() {
+    use common::raw::*;
+    use std::io::Write;
+    let dir = temp_dir();
+    let edgemq = Edgemq::with_config(dir.path(), "[mqtt]\nmax_keepalive = 30\n");
+    // Both raw CONNECTs ask for 60 s.
+    let mut v5 = open(&edgemq);
+    v5.write_all(&connect(5, 0x02, "ka5", &[])).unwrap();
+    let (byte1, connack) = next_packet(&mut v5, "CONNACK");
+    assert_eq!((byte1, connack[1]), (0x20, 0), "accepted: {connack:02x?}");
+    assert!(
+        connack.windows(3).any(|w| w == [0x13, 0, 30]),
+        "Server Keep Alive 30 in {connack:02x?}"
+    );
+    let mut v311 = open(&edgemq);
+    v311.write_all(&connect(4, 0x02, "ka3", &[])).unwrap();
+    assert_eq!(
+        until_closed(&mut v311, "CONNACK then close"),
+        [0x20, 2, 0, 2],
+        "identifier rejected, as Mosquitto answers"
+    );
+    let mut within = Sub::start(&edgemq, &["-k", "20", "-t", "ka/#"]);
+    mosquitto_pub(&edgemq, "ka/x", b"fine", &["-k", "20"]);
+    assert_eq!(within.messages(1), ["ka/x fine"]);
+    assert!(edgemq.stop().success());
+}
+
+#[test]
+fn a_client_past_the_announced_receive_maximum_is_disconnected_with_0x93() {
+    use common::raw::*;
+    use std::io::Write;
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let (mut client, _) = connected_v5(&edgemq, 0x02, "greedy", &[]);
+    // QoS 2 publishes whose PUBREL never comes stay unacknowledged: 1,000 are allowed.
+    let publish = |pkid: u16| {
+        let mut body = string(b"rm/x");
+        body.extend(pkid.to_be_bytes());
+        body.push(0); // no properties
+        body.extend_from_slice(b"p");
+        packet(0x34, &body)
+    };
+    let first: Vec<u8> = (1..=1000).flat_map(publish).collect();
+    client.write_all(&first).unwrap();
+    for _ in 1..=1000 {
+        let (byte1, _) = next_packet(&mut client, "a PUBREC");
+        assert_eq!(byte1, 0x50, "PUBREC");
+    }
+    client.write_all(&publish(1001)).unwrap();
+    let last = until_closed(&mut client, "the DISCONNECT");
+    assert_eq!(last.first(), Some(&0xe0), "DISCONNECT: {last:02x?}");
+    assert_eq!(
+        last.get(2),
+        Some(&0x93),
+        "Receive Maximum exceeded: {last:02x?}"
+    );
+    // Only that client is closed.
+    let mut sub = Sub::start(&edgemq, &["-t", "rm/#"]);
+    mosquitto_pub(&edgemq, "rm/y", b"fine", &["-q", "1"]);
+    assert_eq!(sub.messages(1), ["rm/y fine"]);
+    assert!(edgemq.stop().success());
+}

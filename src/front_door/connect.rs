@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// How many QoS 1/2 publishes an MQTT 5 client may have unacknowledged: with durable acks
 /// each waits for a commit, so a wide window keeps publishers streaming.
-const RECEIVE_MAXIMUM: u16 = 1000;
+pub const RECEIVE_MAXIMUM: u16 = 1000;
 
 /// A client that has been let in.
 pub struct Client {
@@ -145,6 +145,23 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         return Err(format!("login refused for {user}"));
     }
 
+    // Mosquitto's max_keepalive: past it (or 0), an MQTT 5 client is told the server's keep
+    // alive; a 3.x client cannot be told, and is refused.
+    let mut keep_alive = connect.keep_alive;
+    let server_keep_alive = match shared.settings.max_keepalive.filter(|max| *max > 0) {
+        Some(max) if keep_alive == 0 || keep_alive > max => {
+            if version != Version::V5 {
+                let code = ConnectReturnCode::ClientIdentifierNotValid;
+                let _ = socket.write_all(&refuse(code)).await;
+                return Err(format!(
+                    "keep-alive {keep_alive}s is not within [mqtt] max_keepalive ({max}s)"
+                ));
+            }
+            keep_alive = max;
+            Some(max)
+        }
+        _ => None,
+    };
     let expiry = properties
         .as_ref()
         .and_then(|p| p.session_expiry_interval)
@@ -197,6 +214,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         receive_max: Some(RECEIVE_MAXIMUM),
         max_packet_size: u32::try_from(max).ok(),
         assigned_client_identifier: assigned.then(|| client_id.to_string()),
+        server_keep_alive,
         ..Default::default()
     });
     let connack = ConnAck {
@@ -219,7 +237,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         version,
         client_id,
         username: login.map(|l| Arc::from(l.username.as_str())),
-        keep_alive: connect.keep_alive,
+        keep_alive,
         clean,
         expiry,
         connection,

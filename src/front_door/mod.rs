@@ -67,6 +67,10 @@ pub struct MqttSection {
     /// Most client connections at once (TCP and WebSocket together, counted from accept);
     /// more are closed as they come, and counted. None: no limit (Mosquitto's -1).
     pub max_connections: Option<usize>,
+    /// The longest keep-alive a client may ask for (Mosquitto's option); a client asking for
+    /// more, or for none (0), is given this one (MQTT 5: Server Keep Alive in CONNACK) or, with
+    /// MQTT 3.x, refused (CONNACK 2, as Mosquitto does). None or 0: no limit.
+    pub max_keepalive: Option<u16>,
     /// How often `$SYS/broker/...` is refreshed for its subscribers.
     #[serde(with = "humantime_serde")]
     pub sys_interval: Duration,
@@ -87,6 +91,7 @@ impl Default for MqttSection {
             max_queued_messages: None,
             max_queued_bytes: None,
             max_connections: None,
+            max_keepalive: None,
             sys_interval: Duration::from_secs(10),
         }
     }

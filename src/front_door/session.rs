@@ -5,7 +5,7 @@
 //! `$SYS` subscriptions are answered here too.
 
 use super::codec::{self, Version};
-use super::connect::{end_link, Client};
+use super::connect::{end_link, Client, RECEIVE_MAXIMUM};
 use super::violations;
 use super::Shared;
 

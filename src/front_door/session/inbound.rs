@@ -41,6 +41,12 @@ impl Session {
                 "invalid topic name in PUBLISH",
             ));
         }
+        if qos != QoS::AtMostOnce && self.over_receive_maximum(qos, pkid) {
+            return Err(self.fail(
+                DisconnectReasonCode::ReceiveMaximumExceeded,
+                "more unacknowledged QoS 1/2 publishes than the Receive Maximum edgemq announced",
+            ));
+        }
         if qos == QoS::ExactlyOnce && !self.qos2_in.insert(pkid) {
             // A resent QoS 2 publish that is already here: acknowledge it again, nothing more.
             self.acknowledge(self.last_seq, Waiting::PubRec(pkid));
@@ -63,6 +69,22 @@ impl Session {
             QoS::ExactlyOnce => self.acknowledge(self.last_seq, Waiting::PubRec(pkid)),
         }
         Ok(())
+    }
+
+    /// Whether a new QoS 1/2 publish would be one more unacknowledged than the Receive Maximum
+    /// announced to an MQTT 5 client [MQTT-3.3.4-9]: QoS 1 until its PUBACK is sent, QoS 2
+    /// until its PUBREL comes. (A resent QoS 2 publish is not a new one.)
+    fn over_receive_maximum(&self, qos: QoS, pkid: u16) -> bool {
+        if !self.client.version.is_v5() || (qos == QoS::ExactlyOnce && self.qos2_in.contains(&pkid))
+        {
+            return false;
+        }
+        let unacknowledged_qos1 = self
+            .waiting
+            .iter()
+            .filter(|(_, ack)| matches!(ack, Waiting::PubAck(_)))
+            .count();
+        unacknowledged_qos1 + self.qos2_in.len() >= usize::from(super::RECEIVE_MAXIMUM)
     }
 
     /// What ingest gets of a publish from this client (or of its will).
