@@ -190,7 +190,9 @@ CREATE TABLE IF NOT EXISTS metric_minutes (
 -- second while the cursor moves, never per message.
 CREATE TABLE IF NOT EXISTS sessions (
     client_id     TEXT PRIMARY KEY,
-    subscriptions TEXT    NOT NULL,   -- JSON: [[filter, qos], ...]
+    subscriptions TEXT    NOT NULL,   -- JSON: [[filter, options, subscription id], ...]; options
+                                      -- as MQTT's byte: QoS (bits 0-1), No Local (2), Retain As
+                                      -- Published (3)
     acked_through INTEGER NOT NULL,   -- every message up to this id was delivered and acknowledged
     sent_through  INTEGER NOT NULL,   -- messages up to this id were sent (resent with DUP)
     expires_at    INTEGER,            -- unix ms once its client left; NULL: connected, or for ever

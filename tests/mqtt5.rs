@@ -161,3 +161,78 @@ fn a_client_past_the_announced_receive_maximum_is_disconnected_with_0x93() {
     assert_eq!(sub.messages(1), ["rm/y fine"]);
     assert!(edgemq.stop().success());
 }
+
+/// A raw MQTT 5 SUBSCRIBE of one filter with subscription `options`, and its SUBACK's code.
+fn subscribe_v5(client: &mut std::net::TcpStream, pkid: u16, filter: &str, options: u8) -> u8 {
+    use common::raw::*;
+    use std::io::Write;
+    let mut body = pkid.to_be_bytes().to_vec();
+    body.push(0); // no properties
+    body.extend(string(filter.as_bytes()));
+    body.push(options);
+    client.write_all(&packet(0x82, &body)).unwrap();
+    let (byte1, suback) = next_packet(client, "SUBACK");
+    assert_eq!(byte1, 0x90, "SUBACK: {suback:02x?}");
+    suback[suback.len() - 1]
+}
+
+/// The topic and payload of a raw MQTT 5 QoS 0 PUBLISH from the server.
+fn next_publish(client: &mut std::net::TcpStream) -> (u8, String, String) {
+    let (byte1, body) = common::raw::next_packet(client, "PUBLISH");
+    assert_eq!(byte1 & 0xf0, 0x30, "a PUBLISH: {body:02x?}");
+    let len = usize::from(body[0]) << 8 | usize::from(body[1]);
+    let topic = String::from_utf8_lossy(&body[2..2 + len]).into_owned();
+    let props = usize::from(body[2 + len]);
+    let payload = String::from_utf8_lossy(&body[3 + len + props..]).into_owned();
+    (byte1, topic, payload)
+}
+
+#[test]
+fn no_local_and_retain_handling_are_applied() {
+    use common::raw::*;
+    use std::io::Write;
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    mosquitto_pub(&edgemq, "opt/kept", b"r", &["-r", "-q", "1"]);
+    let (mut client, _) = connected_v5(&edgemq, 0x02, "options", &[]);
+    // Retain Handling 2: no retained message at all.
+    assert_eq!(subscribe_v5(&mut client, 1, "opt/#", 0b10_0000), 0);
+    // No Local: what this client publishes itself does not come back to it.
+    assert_eq!(subscribe_v5(&mut client, 2, "nl/#", 0b100), 0);
+    let mut own = string(b"nl/self");
+    own.push(0);
+    own.extend_from_slice(b"mine");
+    client.write_all(&packet(0x30, &own)).unwrap();
+    mosquitto_pub(&edgemq, "nl/other", b"theirs", &[]);
+    assert_eq!(next_publish(&mut client).1, "nl/other");
+    // Retain Handling 1: the retained message on a new subscription only.
+    assert_eq!(subscribe_v5(&mut client, 3, "opt/+", 0b01_0000), 0);
+    let (byte1, topic, payload) = next_publish(&mut client);
+    assert_eq!(
+        (byte1 & 1, topic.as_str(), payload.as_str()),
+        (1, "opt/kept", "r")
+    );
+    assert_eq!(subscribe_v5(&mut client, 4, "opt/+", 0b01_0000), 0);
+    // Nothing came for the second subscribe: the next is a fresh publish.
+    mosquitto_pub(&edgemq, "opt/live", b"l", &[]);
+    assert_eq!(next_publish(&mut client).1, "opt/live");
+    assert!(edgemq.stop().success());
+}
+
+#[test]
+fn retain_as_published_keeps_the_publishers_retain_flag_on_live_deliveries() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let format = ["-F", "%t %r"];
+    let rap = ["-V", "mqttv5", "--retain-as-published", "-t", "rap/#"];
+    let mut kept = Sub::start(&edgemq, &[&rap[..], &format].concat());
+    let mut plain = Sub::start(
+        &edgemq,
+        &[&["-V", "mqttv5", "-t", "rap/#"], &format[..]].concat(),
+    );
+    mosquitto_pub(&edgemq, "rap/x", b"r", &["-r"]);
+    mosquitto_pub(&edgemq, "rap/y", b"n", &[]);
+    assert_eq!(kept.messages(2), ["rap/x 1", "rap/y 0"]);
+    assert_eq!(plain.messages(2), ["rap/x 0", "rap/y 0"]);
+    assert!(edgemq.stop().success());
+}

@@ -66,6 +66,8 @@ impl Outbox {
                 id: 0,
                 qos: 1,
                 received_at,
+                retain: false,
+                publisher: 0,
             },
         );
         self.send_all(vec![(publish, properties)])

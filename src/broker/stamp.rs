@@ -16,14 +16,28 @@ pub struct Stamp {
     pub qos: u8,
     /// When edgemq received it (unix ms): what an MQTT 5 message expiry counts from.
     pub received_at: i64,
+    /// Published with the retain flag (for subscriptions with Retain As Published).
+    pub retain: bool,
+    /// `publisher_key` of the client that published it (for No Local); 0: edgemq's own.
+    pub publisher: u64,
+}
+
+/// A client id as a stamp carries it: a 64-bit hash (a collision would only hold a message
+/// back from a No Local subscription of the other client).
+pub fn publisher_key(client_id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    client_id.hash(&mut hasher);
+    hasher.finish() | 1
 }
 
 /// The last byte of a stamp.
 const MARK: u8 = 0xED;
-/// received_at (8 bytes), id (8 bytes), flags (QoS, whether there was correlation data
-/// before), MARK.
-const LEN: usize = 18;
+/// publisher (8 bytes), received_at (8 bytes), id (8 bytes), flags (QoS, whether there was
+/// correlation data before, retain), MARK.
+const LEN: usize = 26;
 const HAD_CORRELATION: u8 = 0b100;
+const RETAIN: u8 = 0b1000;
 
 /// `properties` with `stamp` appended to the correlation data.
 pub fn stamp(properties: Option<PublishProperties>, stamp: Stamp) -> PublishProperties {
@@ -31,10 +45,14 @@ pub fn stamp(properties: Option<PublishProperties>, stamp: Stamp) -> PublishProp
     let original = properties.correlation_data.take();
     let mut data = BytesMut::with_capacity(original.as_ref().map_or(0, Bytes::len) + LEN);
     let mut flags = stamp.qos & 0b11;
+    if stamp.retain {
+        flags |= RETAIN;
+    }
     if let Some(original) = &original {
         data.put_slice(original);
         flags |= HAD_CORRELATION;
     }
+    data.put_u64(stamp.publisher);
     data.put_i64(stamp.received_at);
     data.put_i64(stamp.id);
     data.put_u8(flags);
@@ -59,14 +77,17 @@ pub fn unstamp(
         properties.correlation_data = Some(data);
         return (None, Some(properties));
     }
-    let (mut received_at, mut id) = ([0; 8], [0; 8]);
-    received_at.copy_from_slice(&data[n - LEN..n - 10]);
+    let (mut publisher, mut received_at, mut id) = ([0; 8], [0; 8], [0; 8]);
+    publisher.copy_from_slice(&data[n - LEN..n - 18]);
+    received_at.copy_from_slice(&data[n - 18..n - 10]);
     id.copy_from_slice(&data[n - 10..n - 2]);
     let flags = data[n - 2];
     let found = Stamp {
         id: i64::from_be_bytes(id),
         qos: flags & 0b11,
         received_at: i64::from_be_bytes(received_at),
+        retain: flags & RETAIN != 0,
+        publisher: u64::from_be_bytes(publisher),
     };
     if flags & HAD_CORRELATION != 0 {
         properties.correlation_data = Some(data.slice(..n - LEN));
@@ -85,6 +106,8 @@ mod tests {
             id: 42,
             qos: 2,
             received_at: 1_800_000_000_123,
+            retain: true,
+            publisher: publisher_key("me"),
         };
         assert_eq!(unstamp(Some(stamp(None, s))), (Some(s), None));
 

@@ -103,6 +103,7 @@ impl Session {
             None => Outgoing::new(window, QUEUED_MAX),
         };
         outgoing.limit_queue(shared.settings.queue_limits());
+        outgoing.own(&client.client_id);
         Session {
             durable: shared.settings.durable_acks,
             client,

@@ -121,6 +121,9 @@ fn check_subscribe(body: &[u8], version: Version) -> Result<(), Violation> {
         if version == Version::V5 && (options >> 4) & 0b11 == 3 {
             return Err(protocol_error("retain handling 3"));
         }
+        if version == Version::V5 && options & 0b100 != 0 && filter.starts_with(b"$share/") {
+            return Err(protocol_error("No Local on a shared subscription")); // [MQTT-3.8.3-4]
+        }
         filters += 1;
         at += 2 + len + 1;
     }
@@ -213,6 +216,9 @@ mod tests {
         assert!(code(b"\x82\x06\x00\x01\x00\x01a\x04", V311).is_some()); // reserved bits
         assert_eq!(code(b"\x82\x07\x00\x01\x00\x00\x01a\x04", V5), None); // v5: no local
         assert!(code(b"\x82\x07\x00\x01\x00\x00\x01a\x30", V5).is_some()); // retain handling 3
+        let shared_no_local = b"\x82\x10\x00\x01\x00\x00\x0a$share/g/a\x04";
+        assert!(code(shared_no_local, V5).is_some());
+        assert!(code(&[&shared_no_local[..15], b"\x00"].concat(), V5).is_none());
         assert!(code(b"\x82\x03\x00\x01\x00", V5).is_some()); // v5, no filters
         assert!(code(b"\x82\x06\x00\x01\x00\x01\x00\x00", V311).is_some()); // NUL
     }

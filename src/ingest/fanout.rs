@@ -6,7 +6,7 @@
 
 use super::Incoming;
 use crate::broker::retained::{Kept, Retained};
-use crate::broker::stamp::{stamp, Stamp};
+use crate::broker::stamp::{publisher_key, stamp, Stamp};
 use crate::broker::Outbox;
 use crate::metrics::{Dropped, Metrics};
 use rumqttd::protocol::{Publish, PublishProperties};
@@ -63,13 +63,15 @@ impl Fanout {
             // Live copies are not retained ([MQTT-3.3.1-9]); sessions send retained messages
             // to new subscriptions from `retained`.
             let copy = Publish::new(incoming.topic.clone(), incoming.payload.clone(), false);
-            let received_at = incoming.received_at;
+            let publisher = incoming.publisher.as_ref();
             let stamped = stamp(
                 properties,
                 Stamp {
                     id,
                     qos,
-                    received_at,
+                    received_at: incoming.received_at,
+                    retain,
+                    publisher: publisher.map_or(0, |p| publisher_key(&p.client_id)),
                 },
             );
             self.copies.push((copy, stamped));

@@ -18,6 +18,10 @@ pub struct Logged {
     pub properties: Option<PublishProperties>,
     /// When edgemq received it (unix ms).
     pub received_at: i64,
+    /// The client that published it (dead letters do not keep it).
+    pub client_id: Option<String>,
+    /// Published with the retain flag.
+    pub retain: bool,
 }
 
 /// Where to read the log from for what was received at or after `at` (unix ms): an id such
@@ -52,10 +56,12 @@ pub fn first_id_at(conn: &Connection, at: i64) -> rusqlite::Result<i64> {
 /// Every routed message with an id in `(after, through]`, in id order.
 pub fn between(conn: &Connection, after: i64, through: i64) -> rusqlite::Result<Vec<Logged>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, topic, payload, coalesce(qos, 0), properties, received_at FROM messages
+        "SELECT id, topic, payload, coalesce(qos, 0), properties, received_at, client_id,
+                coalesce(retain, 0) FROM messages
           WHERE id > ?1 AND id <= ?2 AND topic NOT LIKE '$%'
          UNION ALL
-         SELECT id, topic, payload, coalesce(qos, 1), properties, received_at FROM dead_letters
+         SELECT id, topic, payload, coalesce(qos, 1), properties, received_at, NULL, 0
+           FROM dead_letters
           WHERE id > ?1 AND id <= ?2 AND topic NOT LIKE '$%'
          ORDER BY 1",
     )?;
@@ -67,6 +73,8 @@ pub fn between(conn: &Connection, after: i64, through: i64) -> rusqlite::Result<
             qos: r.get(3)?,
             properties: properties::from_column(r.get::<_, Option<String>>(4)?.as_deref()),
             received_at: r.get(5)?,
+            client_id: r.get(6)?,
+            retain: r.get(7)?,
         })
     })?;
     rows.collect()

@@ -80,11 +80,64 @@ pub enum Sending {
     Other(Packet),
 }
 
+/// One subscription: the filter as subscribed (`$share/group/...` included), the QoS granted,
+/// its MQTT 5 subscription identifier and options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subscription {
+    pub filter: String,
+    pub qos: QoS,
+    pub id: Option<usize>,
+    /// No Local: not what this client published itself.
+    pub no_local: bool,
+    /// Retain As Published: live deliveries keep the publisher's retain flag.
+    pub as_published: bool,
+}
+
+impl Subscription {
+    pub fn new(filter: &str, qos: QoS, id: Option<usize>) -> Subscription {
+        Subscription {
+            filter: filter.to_string(),
+            qos,
+            id,
+            no_local: false,
+            as_published: false,
+        }
+    }
+
+    /// As a persistent session saves it: the QoS and options in MQTT's subscription options
+    /// byte (QoS in bits 0-1, No Local bit 2, Retain As Published bit 3).
+    pub fn saved(&self) -> (String, u8, Option<usize>) {
+        let options =
+            self.qos as u8 | u8::from(self.no_local) << 2 | u8::from(self.as_published) << 3;
+        (self.filter.clone(), options, self.id)
+    }
+
+    /// A saved subscription (a bare QoS, as saved before options were, reads the same).
+    pub fn restored((filter, options, id): &(String, u8, Option<usize>)) -> Subscription {
+        Subscription {
+            no_local: options & 0b100 != 0,
+            as_published: options & 0b1000 != 0,
+            ..Subscription::new(filter, qos_of(options & 0b11), *id)
+        }
+    }
+}
+
+/// What a message is to the session: the QoS it goes out at, the identifiers of the matching
+/// subscriptions, how many copies the router sends, whether a subscription that is not
+/// replaying matched (so it may have been sent before), and whether it keeps its retain flag.
+struct Matched {
+    qos: QoS,
+    ids: Vec<usize>,
+    copies: usize,
+    before: bool,
+    as_published: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct Outgoing {
-    /// Filters as subscribed (`$share/group/...` included), with the QoS granted to each and
-    /// its MQTT 5 subscription identifier.
-    granted: Vec<(String, QoS, Option<usize>)>,
+    granted: Vec<Subscription>,
+    /// `publisher_key` of this session's client (No Local).
+    own: u64,
     window: usize,
     in_flight: HashMap<u16, InFlight>,
     /// Packet ids in flight, in the order they were first sent.
@@ -119,6 +172,7 @@ impl Outgoing {
     pub fn new(window: usize, limit: usize) -> Outgoing {
         Outgoing {
             granted: Vec::new(),
+            own: 0,
             window: window.max(1),
             in_flight: HashMap::new(),
             order: VecDeque::new(),
@@ -148,7 +202,7 @@ impl Outgoing {
     ) -> Outgoing {
         let mut restored = Outgoing::new(1, limit);
         for (filter, qos, id) in subscriptions {
-            restored.grant(filter, qos_of(*qos), *id);
+            restored.grant(Subscription::restored(&(filter.clone(), *qos, *id)));
         }
         restored.cursor = acked_through;
         restored.skip_through = acked_through;
@@ -157,13 +211,14 @@ impl Outgoing {
         restored
     }
 
-    /// The filters and the QoS granted to each, as saved.
+    /// The subscriptions, as saved.
     pub fn subscriptions(&self) -> Vec<(String, u8, Option<usize>)> {
-        let saved = self
-            .granted
-            .iter()
-            .map(|(f, q, id)| (f.clone(), *q as u8, *id));
-        saved.collect()
+        self.granted.iter().map(Subscription::saved).collect()
+    }
+
+    /// Whose session this is (for No Local).
+    pub fn own(&mut self, client_id: &str) {
+        self.own = crate::broker::stamp::publisher_key(client_id);
     }
 
     /// Every message up to this id was delivered and acknowledged (or was not for the client).
@@ -214,12 +269,22 @@ impl Outgoing {
         }
     }
 
-    /// Subscribes `filter` at `qos` with an MQTT 5 subscription identifier, or replaces an
-    /// existing subscription's ([MQTT-3.8.4-3]).
-    pub fn grant(&mut self, filter: &str, qos: QoS, id: Option<usize>) {
-        match self.granted.iter_mut().find(|(f, ..)| f == filter) {
-            Some(entry) => (entry.1, entry.2) = (qos, id),
-            None => self.granted.push((filter.to_string(), qos, id)),
+    /// Adds a subscription, or replaces the one with its filter ([MQTT-3.8.4-3]); whether
+    /// that filter was subscribed already.
+    pub fn grant(&mut self, subscription: Subscription) -> bool {
+        match self
+            .granted
+            .iter_mut()
+            .find(|s| s.filter == subscription.filter)
+        {
+            Some(entry) => {
+                *entry = subscription;
+                true
+            }
+            None => {
+                self.granted.push(subscription);
+                false
+            }
         }
     }
 
@@ -227,43 +292,46 @@ impl Outgoing {
     pub fn revoke(&mut self, filter: &str) -> bool {
         self.replays.forget(filter);
         let before = self.granted.len();
-        self.granted.retain(|(f, ..)| f != filter);
+        self.granted.retain(|s| s.filter != filter);
         self.granted.len() < before
     }
 
-    /// For a topic: the highest QoS granted to a matching filter, the subscription identifiers
-    /// of all of them, and how many match (the router sends one copy per matching filter).
-    fn matching(&self, topic: &str) -> Option<(QoS, Vec<usize>, usize)> {
-        self.matching_logged(topic, None)
-            .map(|(q, ids, n, _)| (q, ids, n))
-    }
-
-    /// `matching` for message `logged` read from the log (None: a live copy), where a replay
-    /// may leave out what a filter already had; the last field says whether a filter that is
-    /// not replaying matched (what it matched may have been sent before).
-    fn matching_logged(
-        &self,
-        topic: &str,
-        logged: Option<i64>,
-    ) -> Option<(QoS, Vec<usize>, usize, bool)> {
-        let mut found: Option<(QoS, Vec<usize>, usize, bool)> = None;
-        for (filter, qos, id) in &self.granted {
-            if !topic::matches(shared_filter(filter), topic) {
+    /// What a message on `topic` from `publisher` (a `publisher_key`) is to the session: the
+    /// highest QoS granted to a matching subscription, the identifiers of all of them; None
+    /// when none takes it. `logged`: its id when read from the log, where a replay may leave out
+    /// what a subscription already had. The router sends one copy per matching filter, No
+    /// Local or not.
+    fn matching(&self, topic: &str, publisher: u64, logged: Option<i64>) -> Option<Matched> {
+        let mut found: Option<Matched> = None;
+        let mut copies = 0;
+        let own = publisher != 0 && publisher == self.own;
+        for s in &self.granted {
+            if !topic::matches(shared_filter(&s.filter), topic) {
                 continue;
             }
-            let replaying = self.replays.floor(filter);
-            if logged.is_some_and(|logged| logged <= replaying.unwrap_or(self.replays.others)) {
+            copies += 1;
+            let replaying = self.replays.floor(&s.filter);
+            if logged.is_some_and(|logged| logged <= replaying.unwrap_or(self.replays.others))
+                || (s.no_local && own)
+            {
                 continue;
             }
-            let (best, ids, n, before) = found.get_or_insert((*qos, Vec::new(), 0, false));
-            *best = higher(*best, *qos);
-            ids.extend(*id);
-            *n += 1;
-            *before |= replaying.is_none();
+            let m = found.get_or_insert(Matched {
+                qos: s.qos,
+                ids: Vec::new(),
+                copies: 0,
+                before: false,
+                as_published: false,
+            });
+            m.qos = higher(m.qos, s.qos);
+            m.ids.extend(s.id);
+            m.before |= replaying.is_none();
+            m.as_published |= s.as_published;
         }
-        if let Some((_, ids, ..)) = &mut found {
-            ids.sort_unstable();
-            ids.dedup();
+        if let Some(m) = &mut found {
+            m.copies = copies;
+            m.ids.sort_unstable();
+            m.ids.dedup();
         }
         found
     }
@@ -273,9 +341,19 @@ impl Outgoing {
         let (stamp, properties) = unstamp(forward.properties);
         forward.publish.topic = names::topic_from_router(&forward.publish.topic);
         let topic = String::from_utf8_lossy(&forward.publish.topic);
-        let Some((granted, ids, copies)) = self.matching(&topic) else {
+        let publisher = stamp.map_or(0, |s| s.publisher);
+        let Some(matched) = self.matching(&topic, publisher, None) else {
             return Accepted::Unmatched;
         };
+        let Matched {
+            qos: granted,
+            ids,
+            copies,
+            as_published,
+            ..
+        } = matched;
+        // [MQTT-3.3.1-12/13] Live copies go out with retain 0 unless Retain As Published.
+        forward.publish.retain = as_published && stamp.is_some_and(|s| s.retain);
         // A retained message sent for a new subscription comes once (no cursor).
         if let (Some(stamp), Some(_)) = (stamp, forward.cursor) {
             if self.another_copy(stamp.id, copies) {
@@ -492,6 +570,8 @@ mod tests {
                     id,
                     qos,
                     received_at: 0,
+                    retain: false,
+                    publisher: 0,
                 },
             )),
         }
@@ -509,9 +589,9 @@ mod tests {
     #[test]
     fn qos_is_the_lower_of_published_and_granted_and_overlaps_give_one_copy() {
         let mut out = Outgoing::new(10, 100);
-        out.grant("a/#", QoS::AtMostOnce, None);
-        out.grant("a/b", QoS::ExactlyOnce, None);
-        out.grant("$share/g/a/+", QoS::AtLeastOnce, None);
+        out.grant(Subscription::new("a/#", QoS::AtMostOnce, None));
+        out.grant(Subscription::new("a/b", QoS::ExactlyOnce, None));
+        out.grant(Subscription::new("$share/g/a/+", QoS::AtLeastOnce, None));
         // Three filters match a/b: one copy is taken, two are duplicates.
         assert_eq!(out.accept(forward("a/b", 1, 2)), Accepted::Queued);
         assert_eq!(out.accept(forward("a/b", 1, 2)), Accepted::Duplicate);
@@ -532,7 +612,7 @@ mod tests {
     #[test]
     fn the_window_holds_the_rest_until_acknowledged() {
         let mut out = Outgoing::new(2, 100);
-        out.grant("#", QoS::AtLeastOnce, None);
+        out.grant(Subscription::new("#", QoS::AtLeastOnce, None));
         for id in 1..=4 {
             out.accept(forward("t", id, 1));
         }
@@ -554,7 +634,7 @@ mod tests {
     #[test]
     fn past_the_byte_limit_newer_messages_are_not_for_the_client_until_it_drains() {
         let mut out = Outgoing::new(1, 100);
-        out.grant("#", QoS::AtLeastOnce, None);
+        out.grant(Subscription::new("#", QoS::AtLeastOnce, None));
         out.limit_queue(QueueLimits {
             messages: None,
             bytes: Some(2),
@@ -587,6 +667,8 @@ mod tests {
             qos: 1,
             properties: None,
             received_at: 0,
+            client_id: None,
+            retain: false,
         }
     }
 
@@ -604,12 +686,12 @@ mod tests {
     #[test]
     fn a_replay_gives_the_new_filter_its_past_and_no_filter_a_message_twice() {
         let mut out = Outgoing::new(10, 10_000);
-        out.grant("a/#", QoS::AtLeastOnce, None);
+        out.grant(Subscription::new("a/#", QoS::AtLeastOnce, None));
         out.accept(forward("a/x", 1, 1));
         out.accept(forward("a/x", 3, 1));
         assert_eq!(sent_ids(&mut out), [1, 3]);
         // b/# replays from id 1; the log holds 1..=4, b's 2 and 4 among them.
-        out.grant("b/#", QoS::AtLeastOnce, None);
+        out.grant(Subscription::new("b/#", QoS::AtLeastOnce, None));
         out.replay("b/#", 1);
         assert_eq!(out.next_page(4), Some((0, 4)));
         let rows = [(1, "a/x"), (2, "b/x"), (3, "a/x"), (4, "b/x")];

@@ -5,6 +5,7 @@
 //! answers the PINGREQ queued behind it. A filter may replay the log first (`replay`).
 
 use super::outgoing::shared_filter;
+use super::outgoing::Subscription;
 use super::{replay, Session};
 use crate::broker::names;
 use crate::front_door::sys::{self, is_sys_filter, SysTree};
@@ -24,8 +25,11 @@ pub(super) struct SubAckInProgress {
     granted: Vec<(String, QoS, Option<usize>)>,
     /// The new `$SYS` filters.
     new_sys: Vec<String>,
-    /// Filters that replay the log (which holds their history: no retained messages).
+    /// Filters that replay the log.
     replays: Vec<String>,
+    /// Filters that get no retained messages: by their Retain Handling, or replaying (the log
+    /// holds their history).
+    no_retained: Vec<String>,
 }
 
 impl Session {
@@ -45,6 +49,7 @@ impl Session {
         let mut new_sys = Vec::new();
         let mut granted_qos = Vec::new();
         let mut replays = Vec::new();
+        let mut no_retained = Vec::new();
         let replay_from = replay::from_properties(properties.as_ref());
         for mut filter in subscribe.filters {
             let requested = replay_from.clone().and_then(|from| {
@@ -92,11 +97,26 @@ impl Session {
                 let granted = filter.qos;
                 let id = properties.as_ref().and_then(|p| p.id);
                 self.outgoing.start_after(self.shared.outbox.last_routed());
-                self.outgoing.grant(&filter.path, granted, id);
+                let existed = self.outgoing.grant(Subscription {
+                    no_local: filter.nolocal,
+                    as_published: filter.preserve_retain,
+                    ..Subscription::new(&filter.path, granted, id)
+                });
                 granted_qos.push((filter.path.clone(), granted, id));
+                // Retain Handling: 1 sends retained messages only for a new subscription, 2
+                // never [MQTT-3.3.1-10, 3.3.1-11].
+                let send_retained = match filter.retain_forward_rule {
+                    RetainForwardRule::OnEverySubscribe => true,
+                    RetainForwardRule::OnNewSubscribe => !existed,
+                    RetainForwardRule::Never => false,
+                };
+                if !send_retained {
+                    no_retained.push(filter.path.clone());
+                }
                 if let Some(from) = replay_from {
                     self.outgoing.replay(&filter.path, from);
                     replays.push(filter.path.clone());
+                    no_retained.push(filter.path.clone());
                 }
                 // Retained messages come from edgemq, after the SUBACK.
                 forward.push(Filter {
@@ -118,6 +138,7 @@ impl Session {
                 granted: granted_qos,
                 new_sys,
                 replays,
+                no_retained,
             };
             self.subacks.insert(pkid, waiting);
             let subscribe = Subscribe {
@@ -203,6 +224,7 @@ impl Session {
             granted,
             new_sys,
             replays,
+            no_retained,
         } = waiting;
         // The router has every copy after what had been routed by now for the new filters.
         for _ in &replays {
@@ -239,7 +261,7 @@ impl Session {
         self.write(Packet::SubAck(suback, properties));
         self.send_new_sys(&new_sys);
         for (filter, granted, id) in subscribed {
-            if replays.contains(&filter) {
+            if no_retained.contains(&filter) {
                 continue;
             }
             for (topic, kept) in self.shared.retained.matching(shared_filter(&filter)) {

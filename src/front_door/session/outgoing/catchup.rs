@@ -8,6 +8,7 @@
 //! subscribed the new filter, so the seam has no gap and no duplicate.
 
 use super::{lower, qos_of, with_identifiers, Delivery, Outgoing};
+use crate::broker::stamp::publisher_key;
 use crate::query::log::Logged;
 use bytes::Bytes;
 use rumqttd::protocol::{Publish, QoS};
@@ -199,22 +200,24 @@ impl Outgoing {
         }
         let before = self.waiting.len();
         for row in rows {
-            if let Some((granted, ids, _, before)) = self.matching_logged(&row.topic, Some(row.id))
-            {
-                let qos = lower(qos_of(row.qos), granted);
-                if qos == QoS::AtMostOnce && row.id <= self.qos0_skipped_through {
-                    continue;
-                }
-                let publish = Publish::new(Bytes::from(row.topic), Bytes::from(row.payload), false);
-                self.queue(Delivery {
-                    expires_at: super::expires_at(row.properties.as_ref(), row.received_at),
-                    publish,
-                    properties: with_identifiers(row.properties, ids),
-                    qos,
-                    id: row.id,
-                    dup: before && row.id <= self.sent_through,
-                });
+            let publisher = row.client_id.as_deref().map_or(0, publisher_key);
+            let Some(m) = self.matching(&row.topic, publisher, Some(row.id)) else {
+                continue;
+            };
+            let qos = lower(qos_of(row.qos), m.qos);
+            if qos == QoS::AtMostOnce && row.id <= self.qos0_skipped_through {
+                continue;
             }
+            let retain = m.as_published && row.retain;
+            let publish = Publish::new(Bytes::from(row.topic), Bytes::from(row.payload), retain);
+            self.queue(Delivery {
+                expires_at: super::expires_at(row.properties.as_ref(), row.received_at),
+                publish,
+                properties: with_identifiers(row.properties, m.ids),
+                qos,
+                id: row.id,
+                dup: m.before && row.id <= self.sent_through,
+            });
         }
         self.cursor = self.cursor.max(through);
         let taken = self.waiting.len() - before;
