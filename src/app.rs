@@ -263,6 +263,7 @@ fn start_front_door(
         sys: sys_rx,
         stopping: stopping.clone(),
         parked: Default::default(),
+        delayed_wills: Default::default(),
         retained: broker.retained.clone(),
         log: db,
         committed,

@@ -236,3 +236,107 @@ fn retain_as_published_keeps_the_publishers_retain_flag_on_live_deliveries() {
     assert_eq!(plain.messages(2), ["rap/x 0", "rap/y 0"]);
     assert!(edgemq.stop().success());
 }
+
+#[test]
+fn a_clients_topic_aliases_are_accepted_up_to_the_announced_maximum() {
+    use common::raw::*;
+    use std::io::Write;
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let mut sub = Sub::start(&edgemq, &["-t", "ta/#"]);
+    let mut client = open(&edgemq);
+    client.write_all(&connect(5, 0x02, "aliases", &[])).unwrap();
+    let (_, connack) = next_packet(&mut client, "CONNACK");
+    assert!(
+        connack.windows(3).any(|w| w == [0x22, 0, 10]),
+        "Topic Alias Maximum 10 in {connack:02x?}"
+    );
+    let publish = |topic: &[u8], alias: u16, payload: &[u8]| {
+        let mut body = string(topic);
+        body.extend([3, 0x23]);
+        body.extend(alias.to_be_bytes());
+        body.extend_from_slice(payload);
+        packet(0x30, &body)
+    };
+    client.write_all(&publish(b"ta/x", 1, b"one")).unwrap();
+    client.write_all(&publish(b"", 1, b"two")).unwrap();
+    assert_eq!(sub.messages(2), ["ta/x one", "ta/x two"]);
+    client.write_all(&publish(b"ta/y", 11, b"three")).unwrap();
+    let last = until_closed(&mut client, "the DISCONNECT");
+    assert_eq!(
+        last.get(..3),
+        Some(&[0xe0, 1, 0x94][..]),
+        "alias past 10: {last:02x?}"
+    );
+    sub.nothing_more();
+    assert_eq!(
+        query(
+            &edgemq.db,
+            "SELECT topic, CAST(payload AS TEXT) FROM messages ORDER BY id"
+        ),
+        [["ta/x", "one"], ["ta/x", "two"]],
+        "stored under the topic the alias stands for"
+    );
+    assert!(edgemq.stop().success());
+}
+
+/// A raw MQTT 5 CONNECT with a session expiry and a QoS 0 will on `wd/<client_id>` delayed by
+/// `delay` seconds; Clean Start off. The connection once accepted.
+fn connected_with_delayed_will(
+    edgemq: &Edgemq,
+    client_id: &str,
+    expiry: u32,
+    delay: u32,
+) -> std::net::TcpStream {
+    use common::raw::*;
+    use std::io::Write;
+    let mut body = string(b"MQTT");
+    body.extend([5, 0x04, 0, 60, 5, 0x11]);
+    body.extend(expiry.to_be_bytes());
+    body.extend(string(client_id.as_bytes()));
+    body.extend([5, 0x18]);
+    body.extend(delay.to_be_bytes());
+    body.extend(string(format!("wd/{client_id}").as_bytes()));
+    body.extend(string(b"gone"));
+    let mut stream = open(edgemq);
+    stream.write_all(&packet(0x10, &body)).unwrap();
+    let (byte1, connack) = next_packet(&mut stream, "CONNACK");
+    assert_eq!((byte1, connack.get(1)), (0x20, Some(&0)), "{connack:02x?}");
+    stream
+}
+
+#[test]
+fn a_delayed_will_waits_is_dropped_when_the_client_returns_and_goes_out_when_the_session_ends() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    let mut wills = Sub::start(&edgemq, &["-t", "wd/#"]);
+    // Back within its 3 s delay, to its session: no will.
+    drop(connected_with_delayed_will(&edgemq, "returns", 60, 3));
+    let back = connected_with_delayed_will(&edgemq, "returns", 60, 3);
+    // Gone for good: its will comes once the 1 s delay has passed.
+    let gone_at = std::time::Instant::now();
+    drop(connected_with_delayed_will(&edgemq, "leaves", 60, 1));
+    assert_eq!(wills.messages(1), ["wd/leaves gone"]);
+    assert!(
+        gone_at.elapsed() >= std::time::Duration::from_millis(900),
+        "{:?}",
+        gone_at.elapsed()
+    );
+    // A 60 s delay, but the session expires after 1 s: the will goes out with the session's end.
+    drop(connected_with_delayed_will(&edgemq, "expires", 1, 60));
+    assert_eq!(wills.messages(1), ["wd/expires gone"]);
+    let left_at = std::time::Instant::now();
+    drop(back);
+    // `returns` left again: its will comes 3 s after that, not 3 s after its first drop.
+    assert_eq!(
+        wills.stream(1, std::time::Duration::from_secs(10)),
+        ["wd/returns gone"]
+    );
+    let waited = left_at.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(2_900),
+        "{waited:?}"
+    );
+    wills.nothing_more();
+    assert!(edgemq.stop().success());
+}

@@ -52,6 +52,8 @@ pub struct Will {
     pub publish: Publish,
     pub properties: Option<PublishProperties>,
     pub qos: u8,
+    /// MQTT 5 Will Delay Interval.
+    pub delay: Option<Duration>,
 }
 
 /// Reads the CONNECT from `socket` (bytes after it stay in `buf`) and answers it. `Err` says
@@ -209,12 +211,16 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     // Waits for a connection it takes over to hand the session on.
     // An expired session is not resumed (claim forgets it).
     let (connection, resumed) = shared.parked.claim(&client_id, !clean_start).await;
+    shared
+        .delayed_wills
+        .client_returned(&client_id, resumed.is_some());
     let session_present = resumed.is_some() && version != Version::V31;
     let connack_properties = (version == Version::V5).then(|| ConnAckProperties {
         receive_max: Some(RECEIVE_MAXIMUM),
         max_packet_size: u32::try_from(max).ok(),
         assigned_client_identifier: assigned.then(|| client_id.to_string()),
         server_keep_alive,
+        topic_alias_max: Some(shared.settings.topic_alias_maximum),
         ..Default::default()
     });
     let connack = ConnAck {
@@ -273,6 +279,11 @@ pub async fn end_link(link_tx: &mut LinkTx) {
 }
 
 fn to_will(will: LastWill, properties: Option<LastWillProperties>) -> Will {
+    let delay = properties
+        .as_ref()
+        .and_then(|p| p.delay_interval)
+        .filter(|seconds| *seconds > 0)
+        .map(|seconds| Duration::from_secs(u64::from(seconds)));
     let properties = properties.map(|p| PublishProperties {
         payload_format_indicator: p.payload_format_indicator,
         message_expiry_interval: p.message_expiry_interval,
@@ -286,6 +297,7 @@ fn to_will(will: LastWill, properties: Option<LastWillProperties>) -> Will {
         qos: will.qos as u8,
         publish: Publish::new(will.topic, will.message, will.retain),
         properties,
+        delay,
     }
 }
 

@@ -12,6 +12,7 @@ mod session;
 pub mod sys;
 pub mod violations;
 mod websocket;
+mod wills;
 
 use crate::auth::Logins;
 use crate::broker::{Outbox, RouterHandle};
@@ -67,6 +68,8 @@ pub struct MqttSection {
     /// Most client connections at once (TCP and WebSocket together, counted from accept);
     /// more are closed as they come, and counted. None: no limit (Mosquitto's -1).
     pub max_connections: Option<usize>,
+    /// Topic aliases an MQTT 5 client may set (Topic Alias Maximum in CONNACK); 0: none.
+    pub topic_alias_maximum: u16,
     /// The longest keep-alive a client may ask for (Mosquitto's option); a client asking for
     /// more, or for none (0), is given this one (MQTT 5: Server Keep Alive in CONNACK) or, with
     /// MQTT 3.x, refused (CONNACK 2, as Mosquitto does). None or 0: no limit.
@@ -92,6 +95,7 @@ impl Default for MqttSection {
             max_queued_bytes: None,
             max_connections: None,
             max_keepalive: None,
+            topic_alias_maximum: 10,
             sys_interval: Duration::from_secs(10),
         }
     }
@@ -147,6 +151,8 @@ pub struct Shared {
     pub stopping: Stopping,
     /// Persistent sessions' own state while their clients are away.
     pub parked: parked::Parked,
+    /// MQTT 5 wills waiting for their Will Delay Interval.
+    pub delayed_wills: Arc<wills::Delayed>,
     /// Retained messages, for new subscriptions.
     pub retained: Arc<crate::broker::retained::Retained>,
     /// The store's log, for sessions that fell behind, and how far it is committed.

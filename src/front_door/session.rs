@@ -62,6 +62,8 @@ pub struct Session {
     waiting: VecDeque<(u64, Waiting)>,
     /// Incoming QoS 2 packet ids between PUBLISH and PUBREL.
     qos2_in: HashSet<u16>,
+    /// MQTT 5 topic aliases the client set (client to server).
+    topic_aliases: HashMap<u16, bytes::Bytes>,
     /// SUBACKs in progress: our own code per filter (`None` where the router's comes in),
     /// and the `$SYS` filters whose current values follow the SUBACK.
     subacks: HashMap<u16, subscriptions::SubAckInProgress>,
@@ -112,6 +114,7 @@ impl Session {
             last_seq: 0,
             waiting: VecDeque::new(),
             qos2_in: HashSet::new(),
+            topic_aliases: HashMap::new(),
             subacks: HashMap::new(),
             unsubacks: VecDeque::new(),
             sys_filters: Vec::new(),
@@ -265,6 +268,15 @@ impl Session {
         };
         let metrics = &self.shared.metrics;
         match (will, self.client.will.take()) {
+            (true, Some(will)) if will.delay.is_some() && !self.client.clean => {
+                // Held until its delay passes or the session ends, whichever is first.
+                let delay = will.delay.unwrap_or_default();
+                let wait = self.client.expiry.map_or(delay, |e| e.min(delay));
+                let incoming = self.incoming(&will.publish, &will.properties, will.qos, 0, None);
+                let (intake, metrics) = (self.shared.intake.clone(), metrics.clone());
+                let delayed = &self.shared.delayed_wills;
+                delayed.hold(id.clone(), incoming, wait, intake, metrics);
+            }
             (true, Some(will)) => {
                 let now = crate::clock::now_ms();
                 let incoming = self.incoming(&will.publish, &will.properties, will.qos, now, None);

@@ -14,16 +14,13 @@ use std::sync::atomic::Ordering::Relaxed;
 impl Session {
     pub(super) async fn publish(
         &mut self,
-        publish: Publish,
-        properties: Option<PublishProperties>,
+        mut publish: Publish,
+        mut properties: Option<PublishProperties>,
         qos: QoS,
         pkid: u16,
     ) -> Result<(), String> {
-        if properties.as_ref().is_some_and(|p| p.topic_alias.is_some()) {
-            return Err(self.fail(
-                DisconnectReasonCode::TopicAliasInvalid,
-                "topic aliases are not accepted (none offered in CONNACK)",
-            ));
+        if let Some(alias) = properties.as_mut().and_then(|p| p.topic_alias.take()) {
+            self.resolve_alias(alias, &mut publish)?;
         }
         // [MQTT-3.3.4-6] Only a server sends subscription identifiers.
         if properties
@@ -69,6 +66,33 @@ impl Session {
             QoS::ExactlyOnce => self.acknowledge(self.last_seq, Waiting::PubRec(pkid)),
         }
         Ok(())
+    }
+
+    /// A client's topic alias: set to the PUBLISH's topic, or, with an empty topic, used for
+    /// it [MQTT-3.3.2-7 .. 3.3.2-12]. Past the Topic Alias Maximum edgemq announced (or 0) is
+    /// 0x94; an alias never set is a protocol error.
+    fn resolve_alias(&mut self, alias: u16, publish: &mut Publish) -> Result<(), String> {
+        let max = self.shared.settings.topic_alias_maximum;
+        if alias == 0 || alias > max {
+            return Err(self.fail(
+                DisconnectReasonCode::TopicAliasInvalid,
+                &format!("topic alias {alias} is not within 1..={max} (Topic Alias Maximum)"),
+            ));
+        }
+        if !publish.topic.is_empty() {
+            self.topic_aliases.insert(alias, publish.topic.clone());
+            return Ok(());
+        }
+        match self.topic_aliases.get(&alias) {
+            Some(topic) => {
+                publish.topic = topic.clone();
+                Ok(())
+            }
+            None => Err(self.fail(
+                DisconnectReasonCode::ProtocolError,
+                &format!("topic alias {alias} was never set"),
+            )),
+        }
     }
 
     /// Whether a new QoS 1/2 publish would be one more unacknowledged than the Receive Maximum
