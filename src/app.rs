@@ -103,6 +103,7 @@ pub async fn run_telling(
     front_door.restore_sessions(store.sessions);
     start_rpc(&config, broker.rpc_link, &broker.outbox, &metrics)?;
     let state = AppState {
+        sessions: front_door.sessions(),
         metrics: metrics.clone(),
         db: Db::new(config.store.path.clone()),
         intake: intake.clone(),
@@ -264,6 +265,7 @@ fn start_front_door(
         stopping: stopping.clone(),
         parked: Default::default(),
         delayed_wills: Default::default(),
+        sessions: Default::default(),
         retained: broker.retained.clone(),
         log: db,
         committed,

@@ -574,6 +574,7 @@ async fn the_openapi_document_matches_what_is_served() {
             let response = match method.as_str() {
                 "get" => client.get(url).send().await.unwrap(),
                 "post" => client.post(url).send().await.unwrap(),
+                "delete" => client.delete(url).send().await.unwrap(),
                 other => panic!("{path}: unexpected method {other}"),
             };
             let status = response.status().as_u16();
@@ -611,6 +612,8 @@ async fn the_openapi_document_matches_what_is_served() {
         "/api/v1/alerts/{id}",
         "/api/v1/alerts/{id}/clear",
         "/api/v1/dead-letters",
+        "/api/v1/sessions",
+        "/api/v1/sessions/{id}",
         "/api/v1/events",
         "/api/v1/openapi.json",
     ];

@@ -8,6 +8,7 @@
 pub mod codec;
 mod connect;
 mod parked;
+pub mod registry;
 mod session;
 pub mod sys;
 pub mod violations;
@@ -153,6 +154,8 @@ pub struct Shared {
     pub parked: parked::Parked,
     /// MQTT 5 wills waiting for their Will Delay Interval.
     pub delayed_wills: Arc<wills::Delayed>,
+    /// Every session, as `/api/v1/sessions` shows it.
+    pub sessions: Arc<registry::Registry>,
     /// Retained messages, for new subscriptions.
     pub retained: Arc<crate::broker::retained::Retained>,
     /// The store's log, for sessions that fell behind, and how far it is committed.
@@ -175,7 +178,15 @@ impl FrontDoor {
         if !sessions.is_empty() {
             tracing::info!("{} persistent sessions restored", sessions.len());
         }
+        for saved in &sessions {
+            self.shared.sessions.away(session::restored_view(saved));
+        }
         self.shared.parked.restore(sessions, session::QUEUED_MAX);
+    }
+
+    /// The sessions, for the API.
+    pub fn sessions(&self) -> Sessions {
+        Sessions(self.shared.clone())
     }
 
     /// Resolves once, after the stop began, nothing reads from clients any more: everything
@@ -187,6 +198,46 @@ impl FrontDoor {
     /// Resolves once every connection has sent its last acknowledgement and closed.
     pub async fn closed(&mut self) {
         self.open.all_done().await
+    }
+}
+
+/// The sessions as the API sees and ends them.
+#[derive(Clone)]
+pub struct Sessions(Arc<Shared>);
+
+/// What ending a session did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// Its connection was asked to close; the session ends with it.
+    Disconnected,
+    /// It was kept for a client that is away: forgotten.
+    Forgotten,
+    NotFound,
+}
+
+impl Sessions {
+    pub fn list(&self) -> Vec<registry::SessionView> {
+        self.0.sessions.list()
+    }
+
+    pub fn get(&self, client_id: &str) -> Option<registry::SessionView> {
+        self.0.sessions.get(client_id)
+    }
+
+    /// Ends the session of `client_id`: closes its connection, or forgets it (here and in the
+    /// store) when its client is away.
+    pub async fn end(&self, client_id: &str) -> Ended {
+        let shared = &self.0;
+        if shared.sessions.kick(client_id) {
+            return Ended::Disconnected;
+        }
+        if !shared.parked.forget(client_id) {
+            return Ended::NotFound;
+        }
+        shared.sessions.remove(client_id);
+        let end = crate::store::SessionChange::End(client_id.to_string());
+        let _ = shared.intake.send_async(Intake::Session(end)).await;
+        Ended::Forgotten
     }
 }
 
@@ -247,6 +298,7 @@ async fn expire_sessions(shared: Arc<Shared>) {
         }
         for client_id in shared.parked.take_expired() {
             tracing::info!("the session of client {client_id} expired");
+            shared.sessions.remove(&client_id);
             let end = crate::store::SessionChange::End(client_id.to_string());
             if shared
                 .intake

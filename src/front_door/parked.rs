@@ -101,6 +101,16 @@ impl Parked {
 }
 
 impl Parked {
+    /// Forgets the session kept for `client_id` while it is away; false when none is.
+    pub fn forget(&self, client_id: &str) -> bool {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if !matches!(slots.get(client_id), Some(Slot::Parked(..))) {
+            return false;
+        }
+        slots.remove(client_id);
+        true
+    }
+
     /// Forgets every parked session whose expiry has passed; their client ids.
     pub fn take_expired(&self) -> Vec<Arc<str>> {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());

@@ -15,6 +15,7 @@ use delivery::{read_page, saved, PageRead, CHECKPOINT_EVERY};
 mod outgoing;
 mod replay;
 mod subscriptions;
+mod visible;
 mod writer;
 use crate::ingest::Intake;
 use crate::metrics::Dropped;
@@ -33,6 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::time::Instant;
+pub use visible::restored_view;
 
 /// An acknowledgement waiting for its message's commit.
 enum Waiting {
@@ -146,6 +148,10 @@ impl Session {
         let mut committed = self.shared.committed.clone();
         let mut page: Option<PageRead> = None;
         let mut checkpoints = tokio::time::interval(CHECKPOINT_EVERY);
+        let kick = self
+            .shared
+            .sessions
+            .connected(self.view(None), self.connection);
         if !self.outgoing.router_subscribed {
             // Restored from the store after a restart: the router has never seen its filters.
             self.resubscribe_router().await;
@@ -212,9 +218,17 @@ impl Session {
                     None
                 }
                 _ = committed.changed(), if page.is_none() && self.outgoing.catching_up() => None,
-                _ = checkpoints.tick(), if !self.client.clean => {
-                    self.checkpoint(false).await;
+                _ = checkpoints.tick() => {
+                    self.shared.sessions.refresh(self.view(None), self.connection);
+                    if !self.client.clean {
+                        self.checkpoint(false).await;
+                    }
                     None
+                }
+                _ = kick.notified() => {
+                    self.fail(DisconnectReasonCode::AdministrativeAction, "ended through the API");
+                    self.client.clean = true;
+                    Some(End::Lost("ended through the API".into()))
                 }
                 _ = self.receipts.changed(), if !self.waiting.is_empty() => {
                     self.release_acks();
@@ -295,6 +309,7 @@ impl Session {
         if !matches!(end, End::TakenOver) {
             end_link(&mut self.client.link_tx).await;
         }
+        let left = (!self.client.clean).then(|| self.view(Some(crate::clock::now_ms())));
         let keep = (!self.client.clean)
             .then(|| std::mem::replace(&mut self.outgoing, Outgoing::new(1, 0)));
         let (id, expiry) = (&self.client.client_id, self.client.expiry);
@@ -305,6 +320,7 @@ impl Session {
         if !matches!(end, End::Shutdown) || keep.is_some() {
             let _ = self.shared.intake.send_async(Intake::Session(change)).await;
         }
+        self.shared.sessions.left(id, self.connection, left);
         self.shared.parked.park(id, self.connection, keep, expiry);
         self.shared.metrics.connected_clients.fetch_sub(1, Relaxed);
     }

@@ -91,6 +91,8 @@ pub struct AppState {
     pub live: tokio::sync::broadcast::Sender<crate::notify::LiveEvent>,
     /// Says when edgemq is stopping: long-lived responses end.
     pub stopping: crate::shutdown::Stopping,
+    /// MQTT sessions, to show and end.
+    pub sessions: crate::front_door::Sessions,
 }
 
 /// Both `/path` and `/path/`, as seed 003's clients use either.
@@ -128,6 +130,11 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/api/v1/alerts/:id", get(v1::alert))
         .route("/api/v1/alerts/:id/clear", post(v1::clear_alert))
         .route("/api/v1/dead-letters", get(v1::dead_letters))
+        .route("/api/v1/sessions", get(v1::sessions))
+        .route(
+            "/api/v1/sessions/:id",
+            get(v1::session).delete(v1::end_session),
+        )
         .route("/api/v1/events", get(live::events))
         .route("/api/v1/openapi.json", get(v1::openapi));
     api = both(api, "/api/devices", get(seeds::api_devices));

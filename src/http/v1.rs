@@ -236,3 +236,29 @@ pub async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static
 }
 
 pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// `GET /api/v1/sessions`: every MQTT session, connected or kept, the furthest behind first.
+pub async fn sessions(State(s): State<AppState>) -> Json<Value> {
+    Json(json!({ "items": s.sessions.list() }))
+}
+
+/// `GET /api/v1/sessions/{client_id}`.
+pub async fn session(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let view = s.sessions.get(&id);
+    let view = view.ok_or_else(|| ApiError::not_found(format!("no session `{id}`")))?;
+    Ok(Json(json!(view)))
+}
+
+/// `DELETE /api/v1/sessions/{client_id}`: ends it (a connected client is disconnected, MQTT 5
+/// with 0x98); 204, or 404 when there is none.
+pub async fn end_session(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::http::StatusCode> {
+    match s.sessions.end(&id).await {
+        crate::front_door::Ended::NotFound => {
+            Err(ApiError::not_found(format!("no session `{id}`")))
+        }
+        _ => Ok(axum::http::StatusCode::NO_CONTENT),
+    }
+}

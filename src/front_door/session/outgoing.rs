@@ -216,6 +216,16 @@ impl Outgoing {
         self.granted.iter().map(Subscription::saved).collect()
     }
 
+    /// The subscriptions, as granted.
+    pub fn granted(&self) -> &[Subscription] {
+        &self.granted
+    }
+
+    /// Deliveries in flight, waiting, and the payload bytes waiting.
+    pub fn load(&self) -> (usize, usize, usize) {
+        (self.in_flight.len(), self.waiting.len(), self.waiting_bytes)
+    }
+
     /// Whose session this is (for No Local).
     pub fn own(&mut self, client_id: &str) {
         self.own = crate::broker::stamp::publisher_key(client_id);

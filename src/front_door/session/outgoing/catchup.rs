@@ -128,6 +128,14 @@ impl Outgoing {
         matches!(self.mode, Mode::CatchUp { .. })
     }
 
+    /// Ids of the log still to read, up to `committed`, while catching up.
+    pub fn behind(&self, committed: i64) -> i64 {
+        match &self.mode {
+            Mode::CatchUp { after, .. } => (committed - after).max(0),
+            Mode::Live => 0,
+        }
+    }
+
     /// The page of the log to read next, `(after, through]`, when there is room for it and
     /// something committed to read; the caller reads it and hands it to `page`.
     pub fn next_page(&mut self, committed: i64) -> Option<(i64, i64)> {

@@ -1,0 +1,188 @@
+//! Sessions you can see: a view of every session, connected or kept for a client that is away,
+//! for `/api/v1/sessions`. Each connected session refreshes its own entry about once a second
+//! (in flight, waiting, how far behind), and on connecting and leaving; a kept session's entry
+//! stays until it expires or is ended. Ending one through the API: a connected session is told
+//! to close (`kick`), a kept one is forgotten here, in `Parked` and in the store.
+
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// One subscription as shown.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SubscriptionView {
+    pub filter: String,
+    pub qos: u8,
+    pub no_local: bool,
+    pub retain_as_published: bool,
+    pub subscription_identifier: Option<usize>,
+}
+
+/// One session as shown.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SessionView {
+    pub client_id: String,
+    pub username: Option<String>,
+    /// "3.1", "3.1.1" or "5"; None for a session restored from the store.
+    pub protocol: Option<&'static str>,
+    pub connected: bool,
+    /// Kept when its client leaves (clean session off, or an MQTT 5 session expiry).
+    pub persistent: bool,
+    /// Unix ms its client left, while it is away.
+    pub disconnected_at: Option<i64>,
+    /// Unix ms it will be removed, once its client is away; None: never (or connected).
+    pub expires_at: Option<i64>,
+    pub subscriptions: Vec<SubscriptionView>,
+    /// QoS 1/2 deliveries sent and not yet acknowledged.
+    pub in_flight: usize,
+    /// Deliveries waiting behind them, and their payload bytes.
+    pub queued_messages: usize,
+    pub queued_bytes: usize,
+    /// Reading what it missed from the store, and how many ids of the log are still to read.
+    pub catching_up: bool,
+    pub behind: i64,
+}
+
+struct Entry {
+    view: SessionView,
+    /// The connection serving it (0: none).
+    connection: u64,
+    kick: Arc<Notify>,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A connection now serves the session: its view; the returned notify asks it to close.
+    pub fn connected(&self, view: SessionView, connection: u64) -> Arc<Notify> {
+        let kick = Arc::new(Notify::new());
+        let entry = Entry {
+            view,
+            connection,
+            kick: kick.clone(),
+        };
+        self.lock().insert(entry.view.client_id.clone(), entry);
+        kick
+    }
+
+    /// The session served by `connection` has this view now.
+    pub fn refresh(&self, view: SessionView, connection: u64) {
+        if let Some(entry) = self.lock().get_mut(&view.client_id) {
+            if entry.connection == connection {
+                entry.view = view;
+            }
+        }
+    }
+
+    /// The connection left: a kept session stays (away since now), a clean one goes.
+    pub fn left(&self, client_id: &str, connection: u64, kept: Option<SessionView>) {
+        let mut entries = self.lock();
+        if entries
+            .get(client_id)
+            .is_some_and(|e| e.connection != connection)
+        {
+            return; // taken over: the new connection's entry stays
+        }
+        match kept {
+            Some(view) => {
+                let kick = Arc::new(Notify::new());
+                let entry = Entry {
+                    view,
+                    connection: 0,
+                    kick,
+                };
+                entries.insert(client_id.to_string(), entry)
+            }
+            None => entries.remove(client_id),
+        };
+    }
+
+    /// A kept session that is away (restored from the store, or expired: `remove`).
+    pub fn away(&self, view: SessionView) {
+        let entry = Entry {
+            view,
+            connection: 0,
+            kick: Arc::new(Notify::new()),
+        };
+        self.lock().insert(entry.view.client_id.clone(), entry);
+    }
+
+    pub fn remove(&self, client_id: &str) {
+        self.lock().remove(client_id);
+    }
+
+    /// Every session, the furthest behind first.
+    pub fn list(&self) -> Vec<SessionView> {
+        let mut views: Vec<SessionView> = self.lock().values().map(|e| e.view.clone()).collect();
+        views.sort_by(|a, b| {
+            let backlog = |v: &SessionView| v.behind.max(0) as usize + v.queued_messages;
+            backlog(b)
+                .cmp(&backlog(a))
+                .then_with(|| a.client_id.cmp(&b.client_id))
+        });
+        views
+    }
+
+    pub fn get(&self, client_id: &str) -> Option<SessionView> {
+        self.lock().get(client_id).map(|e| e.view.clone())
+    }
+
+    /// Asks the connection serving `client_id` to close, ending its session; false when none
+    /// does.
+    pub fn kick(&self, client_id: &str) -> bool {
+        match self.lock().get(client_id) {
+            Some(entry) if entry.connection != 0 => {
+                entry.kick.notify_one();
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(id: &str, behind: i64) -> SessionView {
+        SessionView {
+            client_id: id.into(),
+            username: None,
+            protocol: Some("5"),
+            connected: true,
+            persistent: true,
+            disconnected_at: None,
+            expires_at: None,
+            subscriptions: Vec::new(),
+            in_flight: 0,
+            queued_messages: 0,
+            queued_bytes: 0,
+            catching_up: behind > 0,
+            behind,
+        }
+    }
+
+    #[test]
+    fn a_takeover_keeps_the_new_connection_and_the_slowest_come_first() {
+        let registry = Registry::default();
+        registry.connected(view("a", 0), 1);
+        registry.connected(view("a", 5), 2); // taken over
+        registry.left("a", 1, None); // the old connection ends
+        assert_eq!(registry.get("a").map(|v| v.behind), Some(5));
+        registry.connected(view("b", 50), 3);
+        let order: Vec<String> = registry.list().into_iter().map(|v| v.client_id).collect();
+        assert_eq!(order, ["b", "a"]);
+        assert!(registry.kick("b"));
+        registry.left("b", 3, None);
+        assert!(!registry.kick("b"));
+        assert_eq!(registry.get("b"), None);
+    }
+}
