@@ -240,6 +240,21 @@ async fn the_dashboard_shows_devices_charts_and_alerts_live() {
     );
     assert_eq!(cleared, [["1"]]);
 
+    // The sessions panel lists MQTT clients, with their subscriptions.
+    let _watcher = Sub::start(
+        &edgemq,
+        &["-i", "panel-watcher", "-q", "1", "-t", "panel/#"],
+    );
+    until(
+        &client,
+        "the watcher's session",
+        &format!(
+            "{}.includes('panel/# (QoS 1)')",
+            row_text("tr[data-client='panel-watcher']")
+        ),
+    )
+    .await;
+
     // The header shows the broker's health.
     until(
         &client,

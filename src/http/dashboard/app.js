@@ -1,4 +1,5 @@
-// edgemq dashboard: devices, a device's charts, state and messages, alerts, broker health.
+// edgemq dashboard: devices, a device's charts, state and messages, alerts, MQTT sessions
+// (the furthest behind first), broker health.
 // Live through server-sent events (/api/v1/events); polls /health when they are unavailable.
 "use strict";
 
@@ -193,6 +194,23 @@ async function clearAlert(id) {
   await Promise.all([loadAlerts(), loadDevices()]);
 }
 
+// Sessions -----------------------------------------------------------------------------------
+
+async function loadSessions() {
+  const page = await api("/api/v1/sessions");
+  const body = $("sessions").querySelector("tbody");
+  body.replaceChildren(...page.items.map((s) => {
+    const tr = document.createElement("tr");
+    tr.dataset.client = s.client_id;
+    const away = s.connected ? "connected" : "away" + (s.disconnected_at ? " since " + timeText(s.disconnected_at) : "");
+    const filters = s.subscriptions.map((f) => `${f.filter} (QoS ${f.qos})`).join(", ");
+    const queued = s.queued_messages + (s.queued_bytes ? ` (${s.queued_bytes} B)` : "");
+    tr.append(cell(s.client_id), cell(s.protocol || "–"), cell(away, "status " + (s.connected ? "online" : "offline")),
+              cell(filters), cell(String(s.in_flight)), cell(queued), cell(s.catching_up ? String(s.behind) : "0"));
+    return tr;
+  }));
+}
+
 // Live ---------------------------------------------------------------------------------------
 
 function showHealth(s) {
@@ -259,5 +277,6 @@ for (const b of $("dv-windows").querySelectorAll("button")) {
   });
 }
 for (const id of ["f-device", "f-type", "f-state"]) $(id).addEventListener("change", loadAlerts);
-Promise.all([loadDevices(), loadAlerts()]).catch((e) => console.warn("load", e.message));
+Promise.all([loadDevices(), loadAlerts(), loadSessions()]).catch((e) => console.warn("load", e.message));
+setInterval(() => loadSessions().catch((e) => console.warn("sessions", e.message)), 2000);
 connect();
