@@ -1,0 +1,155 @@
+//! The session's delivery rules, without a socket: QoS, overlaps, the window, limits, replay.
+
+use super::*;
+use crate::broker::stamp::{stamp, Stamp};
+
+fn forward(topic: &str, id: i64, qos: u8) -> Forward {
+    Forward {
+        cursor: Some((0, id as u64)),
+        size: 0,
+        publish: Publish::new(topic.to_string(), "x".to_string(), false),
+        properties: Some(stamp(
+            None,
+            Stamp {
+                id,
+                qos,
+                received_at: 0,
+                retain: false,
+                publisher: 0,
+            },
+        )),
+    }
+}
+
+fn sent_qos(out: &mut Outgoing) -> Vec<(QoS, u16)> {
+    std::iter::from_fn(|| out.next_to_send())
+        .map(|send| match send {
+            Sending::Publish(d, pkid, _) => (d.qos, pkid),
+            Sending::Other(p) => panic!("{p:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn qos_is_the_lower_of_published_and_granted_and_overlaps_give_one_copy() {
+    let mut out = Outgoing::new(10, 100);
+    out.grant(Subscription::new("a/#", QoS::AtMostOnce, None));
+    out.grant(Subscription::new("a/b", QoS::ExactlyOnce, None));
+    out.grant(Subscription::new("$share/g/a/+", QoS::AtLeastOnce, None));
+    // Three filters match a/b: one copy is taken, two are duplicates.
+    assert_eq!(out.accept(forward("a/b", 1, 2)), Accepted::Queued);
+    assert_eq!(out.accept(forward("a/b", 1, 2)), Accepted::Duplicate);
+    assert_eq!(out.accept(forward("a/b", 2, 0)), Accepted::Queued);
+    assert_eq!(out.accept(forward("a/b", 1, 2)), Accepted::Duplicate);
+    assert_eq!(out.accept(forward("a/c", 3, 2)), Accepted::Queued);
+    assert_eq!(out.accept(forward("x", 4, 2)), Accepted::Unmatched);
+    assert_eq!(
+        sent_qos(&mut out),
+        [
+            (QoS::ExactlyOnce, 1),
+            (QoS::AtMostOnce, 0),
+            (QoS::AtLeastOnce, 2)
+        ]
+    );
+}
+
+#[test]
+fn the_window_holds_the_rest_until_acknowledged() {
+    let mut out = Outgoing::new(2, 100);
+    out.grant(Subscription::new("#", QoS::AtLeastOnce, None));
+    for id in 1..=4 {
+        out.accept(forward("t", id, 1));
+    }
+    assert_eq!(sent_qos(&mut out).len(), 2);
+    assert!(out.completed(1));
+    assert!(!out.completed(1));
+    assert_eq!(sent_qos(&mut out), [(QoS::AtLeastOnce, 3)]);
+    let resent: Vec<(u16, bool)> = out
+        .resend()
+        .into_iter()
+        .map(|s| match s {
+            Sending::Publish(_, pkid, dup) => (pkid, dup),
+            Sending::Other(_) => (0, false),
+        })
+        .collect();
+    assert_eq!(resent, [(2, true), (3, true)]);
+}
+
+#[test]
+fn past_the_byte_limit_newer_messages_are_not_for_the_client_until_it_drains() {
+    let mut out = Outgoing::new(1, 100);
+    out.grant(Subscription::new("#", QoS::AtLeastOnce, None));
+    out.limit_queue(QueueLimits {
+        messages: None,
+        bytes: Some(2),
+    });
+    assert_eq!(out.accept(forward("t", 1, 1)), Accepted::Queued);
+    assert_eq!(out.accept(forward("t", 2, 1)), Accepted::Queued);
+    assert_eq!(out.accept(forward("t", 3, 1)), Accepted::OverLimit);
+    // One goes in flight: there is room for one more.
+    assert_eq!(sent_qos(&mut out).len(), 1);
+    assert_eq!(out.accept(forward("t", 4, 1)), Accepted::Queued);
+    assert_eq!(out.accept(forward("t", 5, 1)), Accepted::OverLimit);
+    assert!(out.completed(1));
+    let ids: Vec<i64> = std::iter::from_fn(|| match out.next_to_send()? {
+        Sending::Publish(d, pkid, _) => {
+            out.completed(pkid);
+            Some(d.id)
+        }
+        Sending::Other(_) => None,
+    })
+    .collect();
+    assert_eq!(ids, [2, 4]);
+    assert_eq!(out.acked_through(), 5, "what was not for it is passed");
+}
+
+fn logged(id: i64, topic: &str) -> crate::query::log::Logged {
+    crate::query::log::Logged {
+        id,
+        topic: topic.into(),
+        payload: b"x".to_vec(),
+        qos: 1,
+        properties: None,
+        received_at: 0,
+        client_id: None,
+        retain: false,
+    }
+}
+
+fn sent_ids(out: &mut Outgoing) -> Vec<i64> {
+    std::iter::from_fn(|| match out.next_to_send()? {
+        Sending::Publish(d, pkid, _) => {
+            out.completed(pkid);
+            Some(d.id)
+        }
+        Sending::Other(_) => None,
+    })
+    .collect()
+}
+
+#[test]
+fn a_replay_gives_the_new_filter_its_past_and_no_filter_a_message_twice() {
+    let mut out = Outgoing::new(10, 10_000);
+    out.grant(Subscription::new("a/#", QoS::AtLeastOnce, None));
+    out.accept(forward("a/x", 1, 1));
+    out.accept(forward("a/x", 3, 1));
+    assert_eq!(sent_ids(&mut out), [1, 3]);
+    // b/# replays from id 1; the log holds 1..=4, b's 2 and 4 among them.
+    out.grant(Subscription::new("b/#", QoS::AtLeastOnce, None));
+    out.replay("b/#", 1);
+    assert_eq!(out.next_page(4), Some((0, 4)));
+    let rows = [(1, "a/x"), (2, "b/x"), (3, "a/x"), (4, "b/x")];
+    out.page(rows.iter().map(|(id, t)| logged(*id, t)).collect(), 4);
+    assert_eq!(sent_ids(&mut out), [2, 4], "a/# had 1 and 3 already");
+    // At the committed head, but the router has not subscribed b/# yet: not live.
+    assert_eq!(out.next_page(4), None);
+    assert!(out.catching_up());
+    // Copies routed meanwhile wait in the ring; the router had routed through 5.
+    out.accept(forward("b/x", 5, 1));
+    out.replay_subscribed(5);
+    assert_eq!(out.next_page(5), Some((4, 5)));
+    out.page(vec![logged(5, "b/x")], 5);
+    out.accept(forward("b/x", 6, 1));
+    assert!(!out.catching_up());
+    assert_eq!(sent_ids(&mut out), [5, 6], "each once, in order");
+}
