@@ -525,3 +525,21 @@ fn past_max_queued_messages_a_frozen_client_misses_the_newest_and_they_are_count
         .contains("max_queued_messages or max_queued_bytes reached"));
     assert!(edgemq.stop().success());
 }
+
+#[test]
+fn copies_the_router_skips_are_read_from_the_store() {
+    // A router log of 1 KiB per filter: publishers outrun each session's reads, so the router
+    // moves its read cursor past copies (rumqttd logs "Read cursor start jumped").
+    const N: usize = 20_000;
+    let dir = temp_dir();
+    let config = "[router]\nmax_segment_size = 1024\nmax_segment_count = 1\n";
+    let edgemq = Edgemq::with_config(dir.path(), config);
+    let mut sub = Sub::start(&edgemq, &["-q", "1", "-t", "skip/#"]);
+    publish_lines(&edgemq, "skip/x", "m", N).join().unwrap();
+    let got = sub.stream(N, std::time::Duration::from_secs(10));
+    all_in_order(&got, &["m"], N);
+    sub.nothing_more();
+    let skips = metric(&edgemq, "edgemq_router_skips_total").unwrap();
+    assert!(skips > 0, "the router did skip, and the session noticed");
+    assert!(edgemq.stop().success());
+}

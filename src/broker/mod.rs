@@ -25,8 +25,8 @@ pub struct RouterSection {
     /// Bytes (topic + payload) per in-memory segment of one subscription filter's log.
     pub max_segment_size: usize,
     /// Segments kept per subscription filter. The memory budget of one filter is
-    /// `max_segment_size * max_segment_count`; a subscriber that falls further behind than
-    /// that skips messages (the store never does: it is fed by the front door).
+    /// `max_segment_size * max_segment_count`; the router skips copies for a session that
+    /// reads further behind than that, and the session reads them from the store instead.
     pub max_segment_count: usize,
 }
 

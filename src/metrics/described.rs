@@ -115,6 +115,11 @@ pub const METRICS: &[Metric] = &[
         |m| m.delivered_from_store.load(Relaxed),
     ),
     counter(
+        "edgemq_router_skips_total",
+        "Times a session found that the router had skipped copies for it (read from the store).",
+        |m| m.router_skips.load(Relaxed),
+    ),
+    counter(
         "edgemq_http_refused_total",
         "HTTP connections closed at once because [http] max_connections were open.",
         |m| m.http_refused.load(Relaxed),

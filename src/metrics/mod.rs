@@ -41,6 +41,8 @@ pub struct Metrics {
     pub http_refused: AtomicU64,
     /// Deliveries read from the store for clients that fell behind.
     pub delivered_from_store: AtomicU64,
+    /// Times a session found that the router had skipped copies for it.
+    pub router_skips: AtomicU64,
     /// Things given up on, by reason (`Dropped`).
     pub dropped_by_reason: [AtomicU64; Dropped::ALL.len()],
     /// Messages committed to the `messages` table.
@@ -143,6 +145,7 @@ impl Default for Metrics {
             connections_total: Default::default(),
             connections_refused: Default::default(),
             delivered_from_store: Default::default(),
+            router_skips: Default::default(),
             http_refused: Default::default(),
             dropped_by_reason: Default::default(),
             stored: Default::default(),

@@ -180,7 +180,18 @@ impl Session {
     /// A copy the router forwarded, for the client's queue.
     pub(super) fn take(&mut self, forward: rumqttd::Forward) {
         let id = &self.client.client_id;
-        match self.outgoing.accept(forward) {
+        let skips = self.outgoing.router_skips;
+        let accepted = self.outgoing.accept(forward);
+        if self.outgoing.router_skips > skips {
+            self.shared.metrics.router_skips.fetch_add(1, Relaxed);
+            if self.slow_warnings.allow().0 {
+                tracing::warn!(
+                    "client {id}: the router skipped copies for it (its log budget, [router] \
+                     max_segment_size * max_segment_count, ran out); reading them from the store"
+                );
+            }
+        }
+        match accepted {
             Accepted::Dropped => {
                 self.shared.metrics.dropped(Dropped::SessionQueueFull);
                 if self.slow_warnings.allow().0 {

@@ -20,6 +20,7 @@ use rumqttd::Forward;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 mod catchup;
+mod skips;
 mod subscription;
 use catchup::{Mode, Replays};
 pub use subscription::Subscription;
@@ -125,6 +126,10 @@ pub struct Outgoing {
     mode: Mode,
     /// Subscriptions replaying the log (`catchup::Replays`).
     replays: Replays,
+    /// Per filter, the log offset of the last live copy taken through it (`skips`).
+    offsets: HashMap<String, u64>,
+    /// Times the router was found to have skipped copies (read from the store instead).
+    pub router_skips: u64,
 }
 
 impl Outgoing {
@@ -149,6 +154,8 @@ impl Outgoing {
             router_subscribed: true,
             mode: Mode::Live,
             replays: Replays::default(),
+            offsets: HashMap::new(),
+            router_skips: 0,
         }
     }
 
@@ -242,6 +249,7 @@ impl Outgoing {
     /// Adds a subscription, or replaces the one with its filter ([MQTT-3.8.4-3]); whether
     /// that filter was subscribed already.
     pub fn grant(&mut self, subscription: Subscription) -> bool {
+        self.forget_offsets(Some(&subscription.filter));
         match self
             .granted
             .iter_mut()
@@ -260,6 +268,7 @@ impl Outgoing {
 
     /// Whether `filter` was subscribed.
     pub fn revoke(&mut self, filter: &str) -> bool {
+        self.forget_offsets(Some(filter));
         self.replays.forget(filter);
         let before = self.granted.len();
         self.granted.retain(|s| s.filter != filter);
@@ -310,7 +319,12 @@ impl Outgoing {
     pub fn accept(&mut self, mut forward: Forward) -> Accepted {
         let (stamp, properties) = unstamp(forward.properties);
         forward.publish.topic = names::topic_from_router(&forward.publish.topic);
-        let topic = String::from_utf8_lossy(&forward.publish.topic);
+        let topic = String::from_utf8_lossy(&forward.publish.topic).into_owned();
+        if let (Some((_, offset)), Some(stamp)) = (forward.cursor, stamp) {
+            if self.router_skipped(&topic, offset, stamp.id) {
+                self.router_skips += 1;
+            }
+        }
         let publisher = stamp.map_or(0, |s| s.publisher);
         let Some(matched) = self.matching(&topic, publisher, None) else {
             return Accepted::Unmatched;

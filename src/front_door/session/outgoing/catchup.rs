@@ -82,6 +82,7 @@ impl Outgoing {
         self.qos0_skipped_through = if queue_qos0 { 0 } else { away_through };
         // Its link into the router is new.
         self.router_subscribed = false;
+        self.forget_offsets(None);
         if let Mode::Live = self.mode {
             self.mode = Mode::CatchUp {
                 after: self.cursor,

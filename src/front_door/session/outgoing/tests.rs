@@ -3,9 +3,20 @@
 use super::*;
 use crate::broker::stamp::{stamp, Stamp};
 
+thread_local! {
+    /// Each topic's copies come with consecutive log offsets, as from a router that skips none.
+    static OFFSETS: std::cell::RefCell<HashMap<String, u64>> = Default::default();
+}
+
 fn forward(topic: &str, id: i64, qos: u8) -> Forward {
+    let offset = OFFSETS.with(|o| {
+        let mut o = o.borrow_mut();
+        let next = o.entry(topic.to_string()).or_insert(0);
+        *next += 1;
+        *next
+    });
     Forward {
-        cursor: Some((0, id as u64)),
+        cursor: Some((0, offset)),
         size: 0,
         publish: Publish::new(topic.to_string(), "x".to_string(), false),
         properties: Some(stamp(
@@ -152,4 +163,28 @@ fn a_replay_gives_the_new_filter_its_past_and_no_filter_a_message_twice() {
     out.accept(forward("b/x", 6, 1));
     assert!(!out.catching_up());
     assert_eq!(sent_ids(&mut out), [5, 6], "each once, in order");
+}
+
+#[test]
+fn a_jump_in_a_filters_log_offsets_reads_the_gap_from_the_store() {
+    let at = |topic: &str, id: i64, offset: u64| Forward {
+        cursor: Some((0, offset)),
+        ..forward(topic, id, 1)
+    };
+    let mut out = Outgoing::new(10, 10_000);
+    out.grant(Subscription::new("a/#", QoS::AtLeastOnce, None));
+    out.accept(at("a/x", 1, 7));
+    out.accept(at("a/x", 2, 8));
+    assert!(!out.catching_up());
+    // Offsets 9 and 10 (ids 3 and 4) never came: the router skipped them.
+    out.accept(at("a/x", 5, 11));
+    assert!(out.catching_up());
+    assert_eq!(out.router_skips, 1);
+    assert_eq!(out.next_page(5), Some((2, 5)));
+    out.page(
+        vec![logged(3, "a/x"), logged(4, "a/x"), logged(5, "a/x")],
+        5,
+    );
+    assert!(!out.catching_up(), "live again after the gap");
+    assert_eq!(sent_ids(&mut out), [1, 2, 3, 4, 5]);
 }
