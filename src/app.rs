@@ -265,7 +265,7 @@ fn start_front_door(
         stopping: stopping.clone(),
         parked: Default::default(),
         delayed_wills: Default::default(),
-        sessions: Default::default(),
+        sessions: Arc::new(front_door::registry::Registry::new(metrics.clone())),
         retained: broker.retained.clone(),
         log: db,
         committed,

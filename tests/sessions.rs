@@ -14,6 +14,15 @@ fn find<'a>(items: &'a Value, client_id: &str) -> Option<&'a Value> {
         .find(|s| s["client_id"] == client_id)
 }
 
+fn metric_in(text: &str, name: &str) -> u64 {
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")));
+    value
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_are_listed_slowest_first_and_can_be_ended() {
     let dir = temp_dir();
@@ -71,6 +80,15 @@ async fn sessions_are_listed_slowest_first_and_can_be_ended() {
         (&Value::from(false), &Value::from("5"))
     );
 
+    // The totals: one session away, the slow one's deliveries queued and in flight.
+    let metrics = get_text(&edgemq, "/metrics").await;
+    assert!(metrics.contains("\nedgemq_sessions_away 1\n"), "{metrics}");
+    let queued: u64 = metric_in(&metrics, "edgemq_sessions_queued");
+    assert!(
+        queued >= 100,
+        "the slow session's window at least: {queued}"
+    );
+
     let one = get_json(&edgemq, "/api/v1/sessions/away").await;
     assert_eq!(one["client_id"], "away");
     let client = reqwest::Client::new();
@@ -90,6 +108,8 @@ async fn sessions_are_listed_slowest_first_and_can_be_ended() {
         "SELECT client_id FROM sessions WHERE client_id = 'away'",
         0,
     );
+    let metrics = get_text(&edgemq, "/metrics").await;
+    assert_eq!(metric_in(&metrics, "edgemq_sessions_away"), 0);
     // A connected client is disconnected, and its session ends.
     assert_eq!(delete("plain").await.unwrap().status(), 204);
     let last =

@@ -299,6 +299,7 @@ async fn expire_sessions(shared: Arc<Shared>) {
         for client_id in shared.parked.take_expired() {
             tracing::info!("the session of client {client_id} expired");
             shared.sessions.remove(&client_id);
+            shared.metrics.sessions_expired.fetch_add(1, Relaxed);
             let end = crate::store::SessionChange::End(client_id.to_string());
             if shared
                 .intake

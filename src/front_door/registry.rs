@@ -4,8 +4,10 @@
 //! stays until it expires or is ended. Ending one through the API: a connected session is told
 //! to close (`kick`), a kept one is forgotten here, in `Parked` and in the store.
 
+use crate::metrics::Metrics;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
@@ -54,11 +56,44 @@ struct Entry {
 #[derive(Default)]
 pub struct Registry {
     entries: Mutex<HashMap<String, Entry>>,
+    /// Where the totals go (`edgemq_sessions_away`, `edgemq_sessions_queued`).
+    metrics: Arc<Metrics>,
 }
 
 impl Registry {
+    pub fn new(metrics: Arc<Metrics>) -> Registry {
+        Registry {
+            entries: Mutex::default(),
+            metrics,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves the totals from what `old` counted to what `new` does.
+    fn account(&self, old: Option<&SessionView>, new: Option<&SessionView>) {
+        let away = |v: Option<&SessionView>| u64::from(v.is_some_and(|v| !v.connected));
+        let queued =
+            |v: Option<&SessionView>| v.map_or(0, |v| (v.queued_messages + v.in_flight) as u64);
+        let m = &self.metrics;
+        m.sessions_away.fetch_add(away(new), Relaxed);
+        m.sessions_away.fetch_sub(away(old), Relaxed);
+        m.sessions_queued.fetch_add(queued(new), Relaxed);
+        m.sessions_queued.fetch_sub(queued(old), Relaxed);
+    }
+
+    /// Puts `entry` in, accounting for it and for the one it replaces.
+    fn put(&self, entries: &mut HashMap<String, Entry>, entry: Entry) {
+        self.account(None, Some(&entry.view));
+        let old = entries.insert(entry.view.client_id.clone(), entry);
+        self.account(old.as_ref().map(|o| &o.view), None);
+    }
+
+    fn take(&self, entries: &mut HashMap<String, Entry>, client_id: &str) {
+        let old = entries.remove(client_id);
+        self.account(old.as_ref().map(|o| &o.view), None);
     }
 
     /// A connection now serves the session: its view; the returned notify asks it to close.
@@ -69,14 +104,16 @@ impl Registry {
             connection,
             kick: kick.clone(),
         };
-        self.lock().insert(entry.view.client_id.clone(), entry);
+        self.put(&mut self.lock(), entry);
         kick
     }
 
     /// The session served by `connection` has this view now.
     pub fn refresh(&self, view: SessionView, connection: u64) {
-        if let Some(entry) = self.lock().get_mut(&view.client_id) {
+        let mut entries = self.lock();
+        if let Some(entry) = entries.get_mut(&view.client_id) {
             if entry.connection == connection {
+                self.account(Some(&entry.view), Some(&view));
                 entry.view = view;
             }
         }
@@ -92,31 +129,27 @@ impl Registry {
             return; // taken over: the new connection's entry stays
         }
         match kept {
-            Some(view) => {
-                let kick = Arc::new(Notify::new());
-                let entry = Entry {
-                    view,
-                    connection: 0,
-                    kick,
-                };
-                entries.insert(client_id.to_string(), entry)
-            }
-            None => entries.remove(client_id),
-        };
+            Some(view) => self.away_in(&mut entries, view),
+            None => self.take(&mut entries, client_id),
+        }
     }
 
-    /// A kept session that is away (restored from the store, or expired: `remove`).
+    /// A kept session whose client is away (restored from the store at start-up).
     pub fn away(&self, view: SessionView) {
+        self.away_in(&mut self.lock(), view);
+    }
+
+    fn away_in(&self, entries: &mut HashMap<String, Entry>, view: SessionView) {
         let entry = Entry {
             view,
             connection: 0,
             kick: Arc::new(Notify::new()),
         };
-        self.lock().insert(entry.view.client_id.clone(), entry);
+        self.put(entries, entry);
     }
 
     pub fn remove(&self, client_id: &str) {
-        self.lock().remove(client_id);
+        self.take(&mut self.lock(), client_id);
     }
 
     /// Every session, the furthest behind first.
@@ -172,7 +205,8 @@ mod tests {
 
     #[test]
     fn a_takeover_keeps_the_new_connection_and_the_slowest_come_first() {
-        let registry = Registry::default();
+        let metrics = Arc::new(Metrics::default());
+        let registry = Registry::new(metrics.clone());
         registry.connected(view("a", 0), 1);
         registry.connected(view("a", 5), 2); // taken over
         registry.left("a", 1, None); // the old connection ends
@@ -184,5 +218,19 @@ mod tests {
         registry.left("b", 3, None);
         assert!(!registry.kick("b"));
         assert_eq!(registry.get("b"), None);
+        // Totals follow: `a` goes away with 7 queued, then is removed.
+        let mut a = view("a", 0);
+        a.queued_messages = 7;
+        registry.refresh(a.clone(), 2);
+        assert_eq!(metrics.sessions_queued.load(Relaxed), 7);
+        let gone = SessionView {
+            connected: false,
+            ..a
+        };
+        registry.left("a", 2, Some(gone));
+        assert_eq!(metrics.sessions_away.load(Relaxed), 1);
+        registry.remove("a");
+        assert_eq!(metrics.sessions_away.load(Relaxed), 0);
+        assert_eq!(metrics.sessions_queued.load(Relaxed), 0);
     }
 }

@@ -160,6 +160,24 @@ pub const METRICS: &[Metric] = &[
         "Messages waiting between the front door and the store.",
         |m| m.queue_depth.load(Relaxed),
     ),
+    gauge(
+        "edgemq_sessions_away",
+        "Persistent sessions kept while their clients are away.",
+        |m| m.sessions_away.load(Relaxed),
+    )
+    .sys(&["clients/disconnected"]),
+    counter(
+        "edgemq_sessions_expired_total",
+        "Persistent sessions removed because they expired.",
+        |m| m.sessions_expired.load(Relaxed),
+    )
+    .sys(&["clients/expired"]),
+    gauge(
+        "edgemq_sessions_queued",
+        "Deliveries waiting for their clients or in flight, over all sessions.",
+        |m| m.sessions_queued.load(Relaxed),
+    )
+    .sys(&["clients/queued"]),
     gauge("edgemq_connected_clients", "MQTT clients connected.", |m| {
         m.connected_clients.load(Relaxed)
     })

@@ -61,6 +61,13 @@ pub struct Metrics {
     pub last_message_ms: AtomicU64,
     /// MQTT clients connected now.
     pub connected_clients: AtomicU64,
+    /// Persistent sessions kept while their clients are away.
+    pub sessions_away: AtomicU64,
+    /// Persistent sessions removed because they expired.
+    pub sessions_expired: AtomicU64,
+    /// Deliveries waiting for their clients and in flight, over all sessions (refreshed
+    /// about once a second).
+    pub sessions_queued: AtomicU64,
     /// Messages waiting between the front door and ingest (sampled by ingest per batch, and
     /// set to the capacity when a connection finds the queue full).
     pub queue_depth: AtomicU64,
@@ -157,6 +164,9 @@ impl Default for Metrics {
             pruned: Default::default(),
             last_message_ms: Default::default(),
             connected_clients: Default::default(),
+            sessions_away: Default::default(),
+            sessions_expired: Default::default(),
+            sessions_queued: Default::default(),
             queue_depth: Default::default(),
             held_back: Default::default(),
             commits: Default::default(),

@@ -49,6 +49,9 @@ pub fn start(section: &StoreSection, metrics: Arc<Metrics>) -> Result<Started, S
     let expired = state::forget_expired_sessions(&conn, now).map_err(cannot_read)?;
     if expired > 0 {
         tracing::info!("{expired} persistent sessions expired while edgemq was stopped");
+        metrics
+            .sessions_expired
+            .fetch_add(expired as u64, std::sync::atomic::Ordering::Relaxed);
     }
     let sessions = state::load_sessions(&conn, now).map_err(cannot_read)?;
     metrics
