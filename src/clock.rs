@@ -25,6 +25,11 @@ fn format(ms: i64, precision: SecondsFormat) -> String {
         .unwrap_or_default()
 }
 
+/// `at` (unix ms) plus `duration`, saturating at the end of time.
+pub fn later(at: i64, duration: std::time::Duration) -> i64 {
+    at.saturating_add(duration.as_millis().min(i64::MAX as u128) as i64)
+}
+
 /// ISO 8601 with or without offset (UTC), a date, or unix milliseconds.
 pub fn parse_time(v: &str) -> Option<i64> {
     parse_iso(v, chrono_tz::UTC)

@@ -48,7 +48,7 @@ pub(super) fn saved(
 ) -> SavedSession {
     let expires_at = expiry
         .filter(|_| left)
-        .map(|e| crate::clock::now_ms().saturating_add(e.as_millis().min(i64::MAX as u128) as i64));
+        .map(|e| crate::clock::later(crate::clock::now_ms(), e));
     SavedSession {
         client_id: client_id.to_string(),
         subscriptions: state.subscriptions(),

@@ -25,8 +25,8 @@ pub(super) struct SubAckInProgress {
     granted: Vec<(String, QoS, Option<usize>)>,
     /// The new `$SYS` filters.
     new_sys: Vec<String>,
-    /// Filters that replay the log.
-    replays: Vec<String>,
+    /// How many of its filters replay the log.
+    replays: usize,
     /// Filters that get no retained messages: by their Retain Handling, or replaying (the log
     /// holds their history).
     no_retained: Vec<String>,
@@ -48,7 +48,7 @@ impl Session {
         let mut forward = Vec::new();
         let mut new_sys = Vec::new();
         let mut granted_qos = Vec::new();
-        let mut replays = Vec::new();
+        let mut replays = 0;
         let mut no_retained = Vec::new();
         let replay_from = replay::from_properties(properties.as_ref());
         for mut filter in subscribe.filters {
@@ -115,7 +115,7 @@ impl Session {
                 }
                 if let Some(from) = replay_from {
                     self.outgoing.replay(&filter.path, from);
-                    replays.push(filter.path.clone());
+                    replays += 1;
                     no_retained.push(filter.path.clone());
                 }
                 // Retained messages come from edgemq, after the SUBACK.
@@ -227,7 +227,7 @@ impl Session {
             no_retained,
         } = waiting;
         // The router has every copy after what had been routed by now for the new filters.
-        for _ in &replays {
+        for _ in 0..replays {
             self.outgoing
                 .replay_subscribed(self.shared.outbox.last_routed());
         }

@@ -22,10 +22,7 @@ impl Session {
     pub(super) fn view(&self, left_at: Option<i64>) -> SessionView {
         let (in_flight, queued_messages, queued_bytes) = self.outgoing.load();
         let committed = *self.shared.committed.borrow();
-        let expires_at = left_at.and_then(|at| {
-            let expiry = self.client.expiry?;
-            Some(at.saturating_add(expiry.as_millis().min(i64::MAX as u128) as i64))
-        });
+        let expires_at = left_at.and_then(|at| Some(crate::clock::later(at, self.client.expiry?)));
         SessionView {
             client_id: self.client.client_id.to_string(),
             username: self.client.username.as_deref().map(str::to_string),

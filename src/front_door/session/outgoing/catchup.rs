@@ -53,6 +53,23 @@ impl Replays {
     }
 }
 
+impl Mode {
+    /// Reading the log after `after`, rejoining live no earlier than `evicted_through` (None:
+    /// not before the first live copy or the committed head), `ring` holding live copies.
+    pub(super) fn catch_up(
+        after: i64,
+        evicted_through: Option<i64>,
+        ring: VecDeque<(i64, Delivery)>,
+    ) -> Mode {
+        Mode::CatchUp {
+            after,
+            ring,
+            evicted_through,
+            reading: false,
+        }
+    }
+}
+
 /// Whether the session takes live copies or reads the log.
 #[derive(Debug, Clone)]
 pub(super) enum Mode {
@@ -84,12 +101,7 @@ impl Outgoing {
         self.router_subscribed = false;
         self.forget_offsets(None);
         if let Mode::Live = self.mode {
-            self.mode = Mode::CatchUp {
-                after: self.cursor,
-                ring: VecDeque::with_capacity(RING),
-                evicted_through: None,
-                reading: false,
-            };
+            self.mode = Mode::catch_up(self.cursor, None, VecDeque::with_capacity(RING));
         }
     }
 
@@ -97,12 +109,17 @@ impl Outgoing {
     pub(super) fn fall_behind(&mut self, id: i64, delivery: Delivery) {
         let mut ring = VecDeque::with_capacity(RING);
         ring.push_back((id, delivery));
-        self.mode = Mode::CatchUp {
-            after: self.cursor,
-            ring,
-            evicted_through: Some(self.cursor),
-            reading: false,
-        };
+        self.mode = Mode::catch_up(self.cursor, Some(self.cursor), ring);
+    }
+
+    /// While catching up, the session rejoins live no earlier than `id`.
+    pub(super) fn rejoin_no_earlier_than(&mut self, id: i64) {
+        if let Mode::CatchUp {
+            evicted_through, ..
+        } = &mut self.mode
+        {
+            *evicted_through = Some(evicted_through.map_or(id, |e| e.max(id)));
+        }
     }
 
     /// A live copy while catching up: kept among the newest.
@@ -172,12 +189,8 @@ impl Outgoing {
         self.replays.pending += 1;
         match &mut self.mode {
             Mode::Live => {
-                self.mode = Mode::CatchUp {
-                    after: (from - 1).min(read_through),
-                    ring: VecDeque::with_capacity(RING),
-                    evicted_through: Some(read_through),
-                    reading: false,
-                }
+                let after = (from - 1).min(read_through);
+                self.mode = Mode::catch_up(after, Some(read_through), VecDeque::with_capacity(RING))
             }
             Mode::CatchUp { after, reading, .. } => {
                 self.replays.discard_page |= *reading;
@@ -190,12 +203,7 @@ impl Outgoing {
     /// session goes live no earlier than that.
     pub fn replay_subscribed(&mut self, routed: i64) {
         self.replays.pending = self.replays.pending.saturating_sub(1);
-        if let Mode::CatchUp {
-            evicted_through, ..
-        } = &mut self.mode
-        {
-            *evicted_through = Some(evicted_through.map_or(routed, |e| e.max(routed)));
-        }
+        self.rejoin_no_earlier_than(routed);
     }
 
     /// A page of the log, `(after, through]`: what the client's filters match goes to the

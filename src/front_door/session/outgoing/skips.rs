@@ -40,20 +40,10 @@ impl Outgoing {
     /// from the log, and the session rejoins live from `id` on.
     fn read_gap_from_store(&mut self, id: i64) {
         let gap_through = self.cursor.max(id - 1);
-        match &mut self.mode {
-            Mode::Live => {
-                self.mode = Mode::CatchUp {
-                    after: self.cursor,
-                    ring: VecDeque::new(),
-                    evicted_through: Some(gap_through),
-                    reading: false,
-                }
-            }
-            Mode::CatchUp {
-                evicted_through, ..
-            } => {
-                *evicted_through = Some(evicted_through.map_or(gap_through, |e| e.max(gap_through)))
-            }
+        if let Mode::Live = self.mode {
+            self.mode = Mode::catch_up(self.cursor, Some(gap_through), VecDeque::new());
+        } else {
+            self.rejoin_no_earlier_than(gap_through);
         }
     }
 
