@@ -32,10 +32,20 @@ pub fn valid_name(topic: &[u8]) -> bool {
         && std::str::from_utf8(topic).is_ok()
 }
 
-/// Whether `filter` is a well-formed MQTT filter (`#` only last, wildcards whole levels).
+/// Whether `filter` is a well-formed MQTT filter (`#` only last, wildcards whole levels); a
+/// shared one, `$share/{ShareName}/{filter}`, names its group without wildcards or `/` and
+/// has a filter after it [MQTT-4.8.2-1, 4.8.2-2].
 pub fn valid_filter(filter: &str) -> bool {
     if filter.is_empty() || filter.contains('\0') {
         return false;
+    }
+    if let Some(shared) = filter.strip_prefix("$share/") {
+        return match shared.split_once('/') {
+            Some((group, filter)) => {
+                !group.is_empty() && !group.contains(['+', '#']) && valid_filter(filter)
+            }
+            None => false,
+        };
     }
     let levels: Vec<&str> = filter.split('/').collect();
     levels.iter().enumerate().all(|(i, l)| match *l {
@@ -48,6 +58,22 @@ pub fn valid_filter(filter: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_filters_name_a_group_and_a_filter() {
+        assert!(valid_filter("$share/g/a/+"));
+        assert!(valid_filter("$share/g/#"));
+        for bad in [
+            "$share/g",
+            "$share//a",
+            "$share/+/a",
+            "$share/g#/a",
+            "$share/g/a#",
+            "$share/g/",
+        ] {
+            assert!(!valid_filter(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn wildcards_match_as_in_mqtt() {

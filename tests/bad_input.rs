@@ -85,8 +85,9 @@ async fn each_bad_message_is_a_dead_letter_with_its_reason() {
     // A subscriber on everything: it must keep receiving through all of it.
     let mut watcher = Sub::start(&edgemq, &["-t", "#"]);
 
+    // At QoS 1 each is stored before the next is sent: the dead letters' order is theirs.
     for (topic, payload, _) in &cases {
-        mosquitto_pub(&edgemq, topic, payload, &[]);
+        mosquitto_pub(&edgemq, topic, payload, &["-q", "1"]);
     }
     let good = br#"{"device_id":"d1","temperature":21.5,"humidity":40}"#;
     mosquitto_pub(&edgemq, "sensors/d1", good, &[]);

@@ -14,7 +14,11 @@ fn nothing_larger_than_the_clients_maximum_packet_size_is_sent_to_it() {
         &edgemq,
         &[&["-V", "mqttv5", "-t", "mps/#"], &small[..]].concat(),
     );
-    let args = [&["-V", "mqttv5", "-q", "1", "-t", "mps/#"], &small[..]].concat();
+    let args = [
+        &["-V", "mqttv5", "-q", "1", "-i", "mps-1", "-t", "mps/#"],
+        &small[..],
+    ]
+    .concat();
     let mut qos1 = Sub::start(&edgemq, &args);
     let big = "x".repeat(100);
     for (topic, payload) in [
@@ -33,6 +37,17 @@ fn nothing_larger_than_the_clients_maximum_packet_size_is_sent_to_it() {
         r#"edgemq_dropped_total{reason="packet_too_large"}"#,
     );
     assert_eq!(skipped, Ok(2), "one for each subscriber");
+    // The session says what it was not sent, and why.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let expected = serde_json::json!({"packet_too_large": 1});
+    let drops = std::time::Duration::from_secs(5);
+    wait_for("mps-1's session to count its drop", drops, || {
+        let session = runtime.block_on(get_json(&edgemq, "/api/v1/sessions/mps-1"));
+        match session["dropped"] == expected {
+            true => Ok(()),
+            false => Err(session.to_string()),
+        }
+    });
     assert!(edgemq.stop().success());
 }
 

@@ -3,12 +3,17 @@
 //! (in flight, waiting, how far behind), and on connecting and leaving; a kept session's entry
 //! stays until it expires or is ended. Ending one through the API: a connected session is told
 //! to close (`kick`), a kept one is forgotten here, in `Parked` and in the store.
+//!
+//! Connected sessions also take deliveries from other members of their shared subscriptions'
+//! groups here (`hand_over`), the member with the least waiting first.
 
+use super::session::Delivery;
 use crate::metrics::Metrics;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
 
 /// One subscription as shown.
@@ -44,6 +49,8 @@ pub struct SessionView {
     /// Reading what it missed from the store, and how many ids of the log are still to read.
     pub catching_up: bool,
     pub behind: i64,
+    /// Messages not delivered to it, by reason (`edgemq_dropped_total`'s reasons).
+    pub dropped: BTreeMap<&'static str, u64>,
 }
 
 struct Entry {
@@ -51,6 +58,17 @@ struct Entry {
     /// The connection serving it (0: none).
     connection: u64,
     kick: Arc<Notify>,
+    /// Where other members of its groups hand it deliveries (None: its client is away).
+    handed: Option<UnboundedSender<Delivery>>,
+    /// Deliveries handed to it since its last refresh.
+    handed_lately: usize,
+}
+
+/// What a connected session listens to: being ended through the API, and deliveries handed
+/// over by other members of its groups.
+pub struct Attached {
+    pub kick: Arc<Notify>,
+    pub handed: UnboundedReceiver<Delivery>,
 }
 
 #[derive(Default)]
@@ -96,16 +114,43 @@ impl Registry {
         self.account(old.as_ref().map(|o| &o.view), None);
     }
 
-    /// A connection now serves the session: its view; the returned notify asks it to close.
-    pub fn connected(&self, view: SessionView, connection: u64) -> Arc<Notify> {
+    /// A connection now serves the session: its view.
+    pub fn connected(&self, view: SessionView, connection: u64) -> Attached {
         let kick = Arc::new(Notify::new());
+        let (tx, handed) = unbounded_channel();
         let entry = Entry {
             view,
             connection,
             kick: kick.clone(),
+            handed: Some(tx),
+            handed_lately: 0,
         };
         self.put(&mut self.lock(), entry);
-        kick
+        Attached { kick, handed }
+    }
+
+    /// Gives each delivery to a connected session other than `from` that holds its shared
+    /// filter, the one with the least in flight and waiting first; how many found none.
+    pub fn hand_over(&self, from: &str, deliveries: Vec<(String, Delivery)>) -> usize {
+        let mut entries = self.lock();
+        let mut unplaced = 0;
+        for (filter, delivery) in deliveries {
+            let member = entries
+                .values_mut()
+                .filter(|e| e.view.client_id != from && e.handed.is_some())
+                .filter(|e| e.view.subscriptions.iter().any(|s| s.filter == filter))
+                .min_by_key(|e| e.view.in_flight + e.view.queued_messages + e.handed_lately);
+            let sent = member.is_some_and(|m| {
+                let sent = m
+                    .handed
+                    .as_ref()
+                    .is_some_and(|tx| tx.send(delivery).is_ok());
+                m.handed_lately += usize::from(sent);
+                sent
+            });
+            unplaced += usize::from(!sent);
+        }
+        unplaced
     }
 
     /// The session served by `connection` has this view now.
@@ -115,6 +160,7 @@ impl Registry {
             if entry.connection == connection {
                 self.account(Some(&entry.view), Some(&view));
                 entry.view = view;
+                entry.handed_lately = 0;
             }
         }
     }
@@ -144,6 +190,8 @@ impl Registry {
             view,
             connection: 0,
             kick: Arc::new(Notify::new()),
+            handed: None,
+            handed_lately: 0,
         };
         self.put(entries, entry);
     }
@@ -200,6 +248,7 @@ mod tests {
             queued_bytes: 0,
             catching_up: behind > 0,
             behind,
+            dropped: BTreeMap::new(),
         }
     }
 

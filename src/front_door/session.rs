@@ -22,7 +22,7 @@ use crate::metrics::Dropped;
 use crate::shutdown::Guard;
 use crate::store::{Receipts, SessionChange};
 use bytes::BytesMut;
-pub use outgoing::{Outgoing, QueueLimits};
+pub use outgoing::{Delivery, Outgoing, QueueLimits};
 use rumqttd::protocol::{
     Disconnect, DisconnectReasonCode, Packet, PingResp, PubComp, PubCompReason, QoS, UnsubAck,
     UnsubAckReason,
@@ -148,10 +148,11 @@ impl Session {
         let mut committed = self.shared.committed.clone();
         let mut page: Option<PageRead> = None;
         let mut checkpoints = tokio::time::interval(CHECKPOINT_EVERY);
-        let kick = self
+        let attached = self
             .shared
             .sessions
             .connected(self.view(None), self.connection);
+        let (kick, mut handed) = (attached.kick, attached.handed);
         if !self.outgoing.router_subscribed {
             // Restored from the store after a restart: the router has never seen its filters.
             self.resubscribe_router().await;
@@ -223,6 +224,10 @@ impl Session {
                     if !self.client.clean {
                         self.checkpoint(false).await;
                     }
+                    None
+                }
+                Some(delivery) = handed.recv() => {
+                    self.outgoing.take_handed(delivery);
                     None
                 }
                 _ = kick.notified() => {
@@ -308,6 +313,11 @@ impl Session {
         }
         if !matches!(end, End::TakenOver) {
             end_link(&mut self.client.link_tx).await;
+        }
+        if !matches!(end, End::Shutdown) {
+            // The group's messages this client did not acknowledge go to its other members.
+            self.outgoing.release_shared();
+            self.hand_over_shared();
         }
         let left = (!self.client.clean).then(|| self.view(Some(crate::clock::now_ms())));
         let keep = (!self.client.clean)

@@ -227,10 +227,13 @@ pub enum Dropped {
     PacketTooLarge,
     /// Its MQTT 5 Message Expiry Interval ran out before it was sent to a subscriber.
     Expired,
+    /// A shared subscription's message its member could not take (its queue full, or it left
+    /// before acknowledging), with no other member of the group connected.
+    NoGroupMember,
 }
 
 impl Dropped {
-    pub const ALL: [Dropped; 10] = [
+    pub const ALL: [Dropped; 11] = [
         Dropped::NoticeQueueFull,
         Dropped::ReplyNotPublished,
         Dropped::EncodeFailed,
@@ -241,6 +244,7 @@ impl Dropped {
         Dropped::QueueLimit,
         Dropped::PacketTooLarge,
         Dropped::Expired,
+        Dropped::NoGroupMember,
     ];
 
     /// The `reason` label.
@@ -256,6 +260,7 @@ impl Dropped {
             Dropped::QueueLimit => "queue_limit",
             Dropped::PacketTooLarge => "packet_too_large",
             Dropped::Expired => "expired",
+            Dropped::NoGroupMember => "no_group_member",
         }
     }
 

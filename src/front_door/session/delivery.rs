@@ -151,7 +151,7 @@ impl Session {
                 self.out.extend_from_slice(&frame);
             }
             Err(e) => {
-                self.shared.metrics.dropped(Dropped::EncodeFailed);
+                self.count_drop(Dropped::EncodeFailed);
                 tracing::warn!(
                     "client {}: cannot encode a packet: {e}",
                     self.client.client_id
@@ -166,7 +166,7 @@ impl Session {
         if pkid != 0 {
             self.outgoing.completed(pkid);
         }
-        self.shared.metrics.dropped(why);
+        self.count_drop(why);
         if self.slow_warnings.allow().0 {
             tracing::info!(
                 "client {}: a message was not sent: {detail} \
@@ -179,7 +179,6 @@ impl Session {
 
     /// A copy the router forwarded, for the client's queue.
     pub(super) fn take(&mut self, forward: rumqttd::Forward) {
-        let id = &self.client.client_id;
         let skips = self.outgoing.router_skips;
         let accepted = self.outgoing.accept(forward);
         if self.outgoing.router_skips > skips {
@@ -187,33 +186,62 @@ impl Session {
             if self.slow_warnings.allow().0 {
                 tracing::warn!(
                     "client {id}: the router skipped copies for it (its log budget, [router] \
-                     max_segment_size * max_segment_count, ran out); reading them from the store"
+                     max_segment_size * max_segment_count, ran out); reading them from the store",
+                    id = self.client.client_id
                 );
             }
         }
         match accepted {
             Accepted::Dropped => {
-                self.shared.metrics.dropped(Dropped::SessionQueueFull);
+                self.count_drop(Dropped::SessionQueueFull);
                 if self.slow_warnings.allow().0 {
                     tracing::warn!(
                         "client {id}: {QUEUED_MAX} messages wait for it; RPC replies and $SYS \
                          updates are not delivered to it meanwhile \
-                         (edgemq_dropped_total{{reason=\"session_queue_full\"}})"
+                         (edgemq_dropped_total{{reason=\"session_queue_full\"}})",
+                        id = self.client.client_id
                     );
                 }
             }
             Accepted::OverLimit => {
-                self.shared.metrics.dropped(Dropped::QueueLimit);
+                self.count_drop(Dropped::QueueLimit);
                 if self.slow_warnings.allow().0 {
                     tracing::warn!(
                         "client {id}: max_queued_messages or max_queued_bytes reached; messages \
                          are not delivered to it meanwhile \
-                         (edgemq_dropped_total{{reason=\"queue_limit\"}})"
+                         (edgemq_dropped_total{{reason=\"queue_limit\"}})",
+                        id = self.client.client_id
                     );
                 }
             }
+            Accepted::HandedOver => self.hand_over_shared(),
             _ => {}
         }
+    }
+
+    /// Deliveries of shared subscriptions go to other members of their groups; those with no
+    /// member to go to are counted.
+    pub(super) fn hand_over_shared(&mut self) {
+        let handovers = self.outgoing.handovers();
+        if handovers.is_empty() {
+            return;
+        }
+        let id = self.client.client_id.clone();
+        let unplaced = self.shared.sessions.hand_over(&id, handovers);
+        for _ in 0..unplaced {
+            self.count_drop(Dropped::NoGroupMember);
+        }
+        if unplaced > 0 && self.slow_warnings.allow().0 {
+            tracing::warn!(
+                "client {id}: {unplaced} messages of its shared subscriptions had no other                  member of their group to go to (edgemq_dropped_total{{reason=\"no_group_member\"}})"
+            );
+        }
+    }
+
+    /// A message not delivered to this client: counted in the totals and in its session's.
+    pub(super) fn count_drop(&mut self, why: Dropped) {
+        self.shared.metrics.dropped(why);
+        *self.outgoing.drops.entry(why.reason()).or_default() += 1;
     }
 }
 

@@ -20,6 +20,7 @@ use rumqttd::Forward;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 mod catchup;
+mod shared;
 mod skips;
 mod subscription;
 mod window;
@@ -68,6 +69,9 @@ pub enum Accepted {
     Dropped,
     /// Past the configured `max_queued_messages` / `max_queued_bytes`: not for this client.
     OverLimit,
+    /// A shared subscription's copy with no room here: for another member of its group
+    /// (`handovers`).
+    HandedOver,
 }
 
 /// The configured limits on what may wait for a client (Mosquitto's `max_queued_messages`
@@ -93,6 +97,8 @@ struct Matched {
     copies: usize,
     before: bool,
     as_published: bool,
+    /// Only shared subscriptions take it: the router chose this member of their groups.
+    shared_only: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +137,10 @@ pub struct Outgoing {
     offsets: HashMap<String, u64>,
     /// Times the router was found to have skipped copies (read from the store instead).
     pub router_skips: u64,
+    /// Shared subscriptions' deliveries for other members of their groups (`shared`).
+    handing_over: Vec<Delivery>,
+    /// Messages not delivered to this client, by reason.
+    pub drops: BTreeMap<&'static str, u64>,
 }
 
 impl Outgoing {
@@ -157,6 +167,8 @@ impl Outgoing {
             replays: Replays::default(),
             offsets: HashMap::new(),
             router_skips: 0,
+            handing_over: Vec::new(),
+            drops: BTreeMap::new(),
         }
     }
 
@@ -279,7 +291,8 @@ impl Outgoing {
     /// What a message on `topic` from `publisher` (a `publisher_key`) is to the session: the
     /// highest QoS granted to a matching subscription, the identifiers of all of them; None
     /// when none takes it. `logged`: its id when read from the log, where a replay may leave out
-    /// what a subscription already had. The router sends one copy per matching filter, No
+    /// what a subscription already had, and shared subscriptions take nothing (the router gave
+    /// the group's messages to its members). The router sends one copy per matching filter, No
     /// Local or not.
     fn matching(&self, topic: &str, publisher: u64, logged: Option<i64>) -> Option<Matched> {
         let mut found: Option<Matched> = None;
@@ -289,6 +302,13 @@ impl Outgoing {
             if !topic::matches(shared_filter(&s.filter), topic) {
                 continue;
             }
+            let shared = s.filter.starts_with("$share/");
+            if shared && logged.is_some() {
+                continue;
+            }
+            // A shared subscription's copy comes only to the member the router chose; a copy
+            // cannot tell which filter it came through, so one that a non-shared filter also
+            // matches is taken once.
             copies += 1;
             let replaying = self.replays.floor(&s.filter);
             if logged.is_some_and(|logged| logged <= replaying.unwrap_or(self.replays.others))
@@ -302,11 +322,13 @@ impl Outgoing {
                 copies: 0,
                 before: false,
                 as_published: false,
+                shared_only: true,
             });
             m.qos = higher(m.qos, s.qos);
             m.ids.extend(s.id);
             m.before |= replaying.is_none();
             m.as_published |= s.as_published;
+            m.shared_only &= shared;
         }
         if let Some(m) = &mut found {
             m.copies = copies;
@@ -335,6 +357,7 @@ impl Outgoing {
             ids,
             copies,
             as_published,
+            shared_only,
             ..
         } = matched;
         // [MQTT-3.3.1-12/13] Live copies go out with retain 0 unless Retain As Published.
@@ -360,6 +383,9 @@ impl Outgoing {
             id: id.max(0),
             dup: false,
         };
+        if shared_only && id > 0 {
+            return self.take_shared(delivery);
+        }
         self.take(id, delivery)
     }
 

@@ -44,6 +44,24 @@ impl Session {
         } else {
             SubscribeReasonCode::Failure
         };
+        // [MQTT-2.2.1-3] A SUBSCRIBE still waiting for its SUBACK holds its packet id.
+        if self.subacks.contains_key(&subscribe.pkid) {
+            tracing::info!(
+                "client {}: SUBSCRIBE with packet id {} already in use",
+                self.client.client_id,
+                subscribe.pkid
+            );
+            let code = match self.client.version.is_v5() {
+                true => SubscribeReasonCode::PkidInUse,
+                false => SubscribeReasonCode::Failure,
+            };
+            let suback = SubAck {
+                pkid: subscribe.pkid,
+                return_codes: vec![code; subscribe.filters.len()],
+            };
+            self.write(Packet::SubAck(suback, None));
+            return;
+        }
         let mut codes = Vec::with_capacity(subscribe.filters.len());
         let mut forward = Vec::new();
         let mut new_sys = Vec::new();
@@ -104,8 +122,10 @@ impl Session {
                 });
                 granted_qos.push((filter.path.clone(), granted, id));
                 // Retain Handling: 1 sends retained messages only for a new subscription, 2
-                // never [MQTT-3.3.1-10, 3.3.1-11].
+                // never [MQTT-3.3.1-10, 3.3.1-11]; a shared subscription gets none, as
+                // Mosquitto's, since its group's members would each get them.
                 let send_retained = match filter.retain_forward_rule {
+                    _ if filter.path.starts_with("$share/") => false,
                     RetainForwardRule::OnEverySubscribe => true,
                     RetainForwardRule::OnNewSubscribe => !existed,
                     RetainForwardRule::Never => false,

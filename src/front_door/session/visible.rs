@@ -46,6 +46,7 @@ impl Session {
             queued_bytes,
             catching_up: self.outgoing.catching_up(),
             behind: self.outgoing.behind(committed),
+            dropped: self.outgoing.drops.clone(),
         }
     }
 }
@@ -70,5 +71,6 @@ pub fn restored_view(saved: &SavedSession) -> SessionView {
         queued_bytes: 0,
         catching_up: false,
         behind: 0,
+        dropped: Default::default(),
     }
 }

@@ -206,7 +206,8 @@ async function loadSessions() {
     const filters = s.subscriptions.map((f) => `${f.filter} (QoS ${f.qos})`).join(", ");
     const queued = s.queued_messages + (s.queued_bytes ? ` (${s.queued_bytes} B)` : "");
     tr.append(cell(s.client_id), cell(s.protocol || "–"), cell(away, "status " + (s.connected ? "online" : "offline")),
-              cell(filters), cell(String(s.in_flight)), cell(queued), cell(s.catching_up ? String(s.behind) : "0"));
+              cell(filters), cell(String(s.in_flight)), cell(queued), cell(s.catching_up ? String(s.behind) : "0"),
+              cell(Object.entries(s.dropped || {}).map(([why, n]) => `${n} ${why}`).join(", ") || "0"));
     return tr;
   }));
 }
