@@ -1,6 +1,7 @@
 //! Delivery benchmark: what subscribers receive, edgemq and Mosquitto side by side in one run.
 //!
-//!     cargo bench --bench delivery -- [--frozen 300000,1000000] [--latency 10000] [--only frozen|latency]
+//!     cargo bench --bench delivery -- [--frozen 300000,1000000] [--latency 10000]
+//!         [--replay 1000000] [--only frozen|latency|replay]
 //!
 //! `frozen`: a persistent QoS 1 subscriber on `slow/#` stops reading its socket (as if
 //! SIGSTOPped) while 4 publishers send N QoS 1 messages of ~180 bytes; then it reads again.
@@ -11,6 +12,13 @@
 //! `latency`: one QoS 1 publisher at R msg/s for 10 s and one subscriber (QoS 0, then QoS 1);
 //! each payload carries its publish time, and the subscriber records publish → receive. Reported:
 //! p50, p99 and max in milliseconds.
+//!
+//! `replay`: edgemq only (Mosquitto has no replay). 4 publishers store N QoS 1 messages on
+//! `slow/#` with no subscriber; then one QoS 1 subscriber subscribes `$replay/0/slow/#` and
+//! receives all N from the store. Beside it, live delivery on the same machine: a QoS 1
+//! subscriber on `live/#` while the publishers send N more. Reported: msg/s each way (first
+//! message published or subscribed → last received), and whether every message came once, in
+//! order per publisher.
 
 mod support;
 
@@ -36,12 +44,19 @@ fn main() {
     let rate: u64 = value("--latency")
         .map(|r| r.parse().expect("--latency MSG_PER_S"))
         .unwrap_or(10_000);
+    let replayed: usize = value("--replay")
+        .map(|n| n.parse().expect("--replay N"))
+        .unwrap_or(1_000_000);
     let only = value("--only");
-    if only.as_deref() != Some("latency") {
+    let run = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    if run("frozen") {
         frozen(&backlogs);
     }
-    if only.as_deref() != Some("frozen") {
+    if run("latency") {
         latency(rate);
+    }
+    if run("replay") {
+        replay(replayed);
     }
 }
 
@@ -151,15 +166,7 @@ async fn frozen_run(addr: SocketAddr, n: usize) -> (usize, usize, f64) {
     sub.subscribe("slow/#", QoS::AtLeastOnce).await.unwrap();
     subscribed(&mut events).await;
     // Frozen: nothing polls `events`, so nothing reads its socket.
-    let publishers: Vec<_> = (0..PUBLISHERS)
-        .map(|p| {
-            let count = n / PUBLISHERS + usize::from(p < n % PUBLISHERS);
-            tokio::spawn(publish(addr, p, count, 0))
-        })
-        .collect();
-    for p in publishers {
-        p.await.unwrap();
-    }
+    publish_all(addr, "slow", n).await;
     let thawed = Instant::now();
     let mut last = thawed;
     let mut seen: HashMap<Vec<u8>, ()> = HashMap::with_capacity(n);
@@ -179,6 +186,77 @@ async fn frozen_run(addr: SocketAddr, n: usize) -> (usize, usize, f64) {
     (got, seen.len(), drain)
 }
 
+/// Receives `n` messages: (how many came, whether each came once in order per publisher, when
+/// the last came).
+async fn receive_in_order(events: &mut EventLoop, n: usize) -> (usize, bool, Instant) {
+    let mut next = [0usize; PUBLISHERS];
+    let (mut got, mut in_order, mut last) = (0, true, Instant::now());
+    while got < n {
+        match tokio::time::timeout(Duration::from_secs(10), events.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                got += 1;
+                last = Instant::now();
+                let head = std::str::from_utf8(&p.payload[..13]).unwrap_or("");
+                let publisher: usize = head[..2].parse().unwrap_or(0);
+                let seq: usize = head[3..13].parse().unwrap_or(usize::MAX);
+                in_order &= next.get(publisher) == Some(&seq);
+                if let Some(n) = next.get_mut(publisher) {
+                    *n = seq + 1;
+                }
+            }
+            Ok(Ok(_)) => {}
+            _ => break,
+        }
+    }
+    (got, in_order, last)
+}
+
+/// Publishes `n` messages over the publishers, on `<prefix>/<publisher>`.
+async fn publish_all(addr: SocketAddr, prefix: &'static str, n: usize) {
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            let count = n / PUBLISHERS + usize::from(p < n % PUBLISHERS);
+            tokio::spawn(publish_on(addr, prefix, p, count, 0))
+        })
+        .collect();
+    for p in publishers {
+        p.await.unwrap();
+    }
+}
+
+fn replay(n: usize) {
+    let broker = edgemq();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        publish_all(broker.addr, "slow", n).await;
+        let (sub, mut events) = AsyncClient::new(options(broker.addr, "replayer"), 10);
+        let started = Instant::now();
+        sub.subscribe("$replay/0/slow/#", QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        let (got, in_order, last) = receive_in_order(&mut events, n).await;
+        let rate = got as f64 / last.duration_since(started).as_secs_f64();
+        println!("replay {n}: {got} received, once each in order: {in_order}, {rate:.0} msg/s");
+
+        let (sub, mut events) = AsyncClient::new(options(broker.addr, "live"), 10);
+        sub.subscribe("live/#", QoS::AtLeastOnce).await.unwrap();
+        subscribed(&mut events).await;
+        let started = Instant::now();
+        let receiver = tokio::spawn(async move { receive_in_order(&mut events, n).await });
+        publish_all(broker.addr, "live", n).await;
+        let (live, live_in_order, last) = receiver.await.unwrap();
+        let live_rate = live as f64 / last.duration_since(started).as_secs_f64();
+        println!(
+            "live {n}: {live} received, once each in order: {live_in_order}, {live_rate:.0} msg/s"
+        );
+        println!();
+        println!("| edgemq, one QoS 1 subscriber | received | in order | msg/s |");
+        println!("|---|---|---|---|");
+        println!("| replay of {n} stored | {got} | {in_order} | {rate:.0} |");
+        println!("| live, {n} published meanwhile | {live} | {live_in_order} | {live_rate:.0} |");
+    });
+}
+
 /// ~180 bytes: which publisher, its sequence number and publish time first.
 fn payload(publisher: usize, seq: usize) -> String {
     let head = format!("{publisher:02}-{seq:010}-{:016}", now_us());
@@ -188,6 +266,17 @@ fn payload(publisher: usize, seq: usize) -> String {
 /// Publishes `count` QoS 1 messages on `slow/<publisher>`, at `rate` msg/s (0: as fast as
 /// acknowledged), and waits for every PUBACK.
 async fn publish(addr: SocketAddr, publisher: usize, count: usize, rate: u64) {
+    publish_on(addr, "slow", publisher, count, rate).await
+}
+
+/// `publish` on `<prefix>/<publisher>`.
+async fn publish_on(
+    addr: SocketAddr,
+    prefix: &'static str,
+    publisher: usize,
+    count: usize,
+    rate: u64,
+) {
     let (client, mut events) = AsyncClient::new(options(addr, &format!("pub-{publisher}")), 10);
     let sender = tokio::spawn(async move {
         let started = tokio::time::Instant::now();
@@ -198,7 +287,7 @@ async fn publish(addr: SocketAddr, publisher: usize, count: usize, rate: u64) {
                 let due = started + Duration::from_secs_f64(seq as f64 / rate as f64);
                 tokio::time::sleep_until(due).await;
             }
-            let topic = format!("slow/{publisher}");
+            let topic = format!("{prefix}/{publisher}");
             let body = payload(publisher, seq);
             client
                 .publish(topic, QoS::AtLeastOnce, false, body)

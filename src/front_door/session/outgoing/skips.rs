@@ -2,10 +2,13 @@
 //! (`[router] max_segment_size * max_segment_count`); a session that reads its link more
 //! slowly than copies arrive (a starved task, a small budget) finds its read cursor moved past
 //! copies it never got. The router says so only in its own log, but every copy carries its
-//! offset in its filter's log, consecutive for one filter: a copy whose topic only one of the
-//! session's filters matches shows a jump. The session then reads the gap from the store, as a
-//! session that fell behind does. (Copies that several filters match, and shared
-//! subscriptions, whose members each see part of the log, cannot be told apart this way.)
+//! offset in its filter's log, consecutive for one filter. A copy does not say which filter it
+//! came through: it is put down to a matching filter whose last offset it follows (or one with
+//! none yet), and when it follows none of them, a filter jumped. The session then reads the
+//! gap from the store, as a session that fell behind does. A wrong guess costs a needless read
+//! of the store, never a copy; a jump goes unseen only when it lands exactly after another
+//! matching filter's last offset. Shared subscriptions, whose members each see part of their
+//! log, cannot be checked this way.
 
 use super::catchup::Mode;
 use super::{shared_filter, Outgoing};
@@ -16,20 +19,35 @@ impl Outgoing {
     /// Notes the log offset of a live copy of message `id` on `topic`; true when the router
     /// skipped copies before it (the session then reads them from the store).
     pub(super) fn router_skipped(&mut self, topic: &str, offset: u64, id: i64) -> bool {
-        let mut only = None;
+        let mut matching = Vec::new();
         for s in &self.granted {
             if topic::matches(shared_filter(&s.filter), topic) {
-                if only.is_some() || s.filter.starts_with("$share/") {
+                if s.filter.starts_with("$share/") {
                     return false;
                 }
-                only = Some(s.filter.as_str());
+                matching.push(s.filter.as_str());
             }
         }
-        let Some(filter) = only else {
-            return false;
+        let last = |f: &&str| self.offsets.get(*f).copied();
+        let follows = matching
+            .iter()
+            .find(|f| last(f) == Some(offset.wrapping_sub(1)));
+        let first = || matching.iter().find(|f| last(f).is_none());
+        // A jump: put down to the filter whose last offset is closest below.
+        let jumped = || {
+            let below = matching
+                .iter()
+                .filter(|f| last(f).is_some_and(|l| l < offset));
+            below.max_by_key(|f| last(f))
         };
-        let previous = self.offsets.insert(filter.to_string(), offset);
-        let skipped = previous.is_some_and(|p| offset > p + 1);
+        let (filter, skipped) = match follows.or_else(first) {
+            Some(filter) => (filter.to_string(), false),
+            None => match jumped() {
+                Some(filter) => (filter.to_string(), true),
+                None => return false,
+            },
+        };
+        self.offsets.insert(filter, offset);
         if skipped && id > 0 {
             self.read_gap_from_store(id);
         }
