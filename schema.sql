@@ -54,7 +54,10 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     payload     BLOB    NOT NULL,
     reason      TEXT    NOT NULL,
     qos         INTEGER,            -- as in messages
-    properties  TEXT                -- as in messages
+    properties  TEXT,               -- as in messages
+    client_id   TEXT,               -- as in messages
+    username    TEXT,               -- as in messages
+    retain      INTEGER             -- as in messages
 );
 
 -- Every device seen, with its registry entry (seed 001's names).

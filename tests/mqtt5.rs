@@ -235,6 +235,57 @@ fn no_local_and_retain_handling_are_applied() {
 }
 
 #[test]
+fn a_replay_applies_no_local_and_retain_as_published_to_dead_letters_too() {
+    use common::raw::*;
+    use std::io::Write;
+    let dir = temp_dir();
+    let edgemq = Edgemq::start(dir.path(), &[]);
+    // Seed 002's route refuses these payloads: they are dead letters, delivered all the same.
+    let (mut client, _) = connected_v5(&edgemq, 0x02, "me", &[]);
+    let mut own = string(b"sensors/d9");
+    own.push(0);
+    own.extend_from_slice(b"mine, not json");
+    client.write_all(&packet(0x30, &own)).unwrap();
+    mosquitto_pub(
+        &edgemq,
+        "sensors/d8",
+        b"theirs, not json",
+        &["-q", "1", "-r"],
+    );
+    rows_eventually(&edgemq.db, "SELECT client_id FROM dead_letters", 2);
+    // No Local and Retain As Published on a replay from the start of the log. (The replay
+    // may begin before the SUBACK: MQTT section 3.8.4 permits it.)
+    let mut body = vec![0, 1, 0];
+    body.extend(string(b"$replay/0/sensors/#"));
+    body.push(0b1100);
+    client.write_all(&packet(0x82, &body)).unwrap();
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let (byte1, body) = next_packet(&mut client, "SUBACK or PUBLISH");
+        got.push(match byte1 & 0xF0 {
+            0x90 => format!("SUBACK {:02x}", body[body.len() - 1]),
+            _ => format!(
+                "PUBLISH retain {} {}",
+                byte1 & 1,
+                String::from_utf8_lossy(&body)
+            ),
+        });
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "PUBLISH retain 1 \0\nsensors/d8\0theirs, not json",
+            "SUBACK 00"
+        ]
+    );
+    // Its own came before that one and is left out: the next is a live one.
+    mosquitto_pub(&edgemq, "sensors/d7", b"live", &["-q", "1"]);
+    assert_eq!(next_publish(&mut client).1, "sensors/d7");
+    assert!(edgemq.stop().success());
+}
+
+#[test]
 fn retain_as_published_keeps_the_publishers_retain_flag_on_live_deliveries() {
     let dir = temp_dir();
     let edgemq = Edgemq::start(dir.path(), &[]);

@@ -287,7 +287,7 @@ impl Ingest {
                     id,
                     received_at: incoming.received_at,
                     topic: topic.into_owned(),
-                    qos: incoming.publisher.as_ref().map_or(0, |p| p.qos),
+                    publisher: incoming.publisher,
                     payload: incoming.payload,
                     reason,
                     properties,

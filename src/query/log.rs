@@ -60,8 +60,8 @@ pub fn between(conn: &Connection, after: i64, through: i64) -> rusqlite::Result<
                 coalesce(retain, 0) FROM messages
           WHERE id > ?1 AND id <= ?2 AND topic NOT LIKE '$%'
          UNION ALL
-         SELECT id, topic, payload, coalesce(qos, 1), properties, received_at, NULL, 0
-           FROM dead_letters
+         SELECT id, topic, payload, coalesce(qos, 1), properties, received_at, client_id,
+                coalesce(retain, 0) FROM dead_letters
           WHERE id > ?1 AND id <= ?2 AND topic NOT LIKE '$%'
          ORDER BY 1",
     )?;

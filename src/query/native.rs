@@ -228,7 +228,8 @@ pub fn dead_letters(
     limit: u32,
 ) -> rusqlite::Result<Page> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, received_at, topic, payload, reason FROM dead_letters WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+        "SELECT id, received_at, topic, payload, reason, client_id FROM dead_letters
+          WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
     )?;
     let items: Vec<Value> = stmt
         .query_map(params![before_id.unwrap_or(i64::MAX), limit], |r| {
@@ -239,6 +240,7 @@ pub fn dead_letters(
                 "topic": r.get::<_, String>(2)?,
                 "payload": String::from_utf8_lossy(&payload),
                 "reason": r.get::<_, String>(4)?,
+                "client_id": r.get::<_, Option<String>>(5)?,
             }))
         })?
         .collect::<Result<_, _>>()?;

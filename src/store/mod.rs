@@ -148,8 +148,8 @@ pub struct DeadLetter {
     pub topic: String,
     pub payload: Bytes,
     pub reason: String,
-    /// The QoS it was published with.
-    pub qos: u8,
+    /// Who published it, with its QoS and retain flag (none: edgemq's own).
+    pub publisher: Option<Publisher>,
     /// Its MQTT 5 properties as kept (`properties::to_column`).
     pub properties: Option<String>,
 }
@@ -369,6 +369,9 @@ fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
         ("messages", "properties", "TEXT"),
         ("dead_letters", "qos", "INTEGER"),
         ("dead_letters", "properties", "TEXT"),
+        ("dead_letters", "client_id", "TEXT"),
+        ("dead_letters", "username", "TEXT"),
+        ("dead_letters", "retain", "INTEGER"),
         ("retained", "properties", "TEXT"),
         ("sessions", "expiry_interval", "INTEGER"),
     ] {

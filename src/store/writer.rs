@@ -221,18 +221,23 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<()>
     insert_records(&tx, &batch.records)?;
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO dead_letters (id, received_at, topic, payload, reason, qos, properties)
-             VALUES (nullif(?1, 0), ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO dead_letters (id, received_at, topic, payload, reason, qos, properties,
+                                       client_id, username, retain)
+             VALUES (nullif(?1, 0), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
         for d in &batch.dead_letters {
+            let p = d.publisher.as_ref();
             insert.execute((
                 d.id,
                 d.received_at,
                 &d.topic,
                 d.payload.as_ref(),
                 &d.reason,
-                d.qos,
+                p.map_or(0, |p| p.qos),
                 &d.properties,
+                p.map(|p| p.client_id.as_ref()),
+                p.and_then(|p| p.username.as_deref()),
+                p.map(|p| p.retain),
             ))?;
         }
     }
