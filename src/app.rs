@@ -247,6 +247,10 @@ fn start_front_door(
 ) -> Result<FrontDoor, StartError> {
     let logins = Logins::from_config(&config.auth)
         .map_err(|e| StartError(format!("auth.password_file: {e}")))?;
+    let routes = config.rpc_routes();
+    let replies: Vec<&str> = routes.iter().map(|r| r.reply.as_str()).collect();
+    let acl = crate::acl::Acl::new(config.auth.acl_file.as_deref(), logins.any(), &replies)
+        .map_err(|e| StartError(format!("auth.acl_file: {e}")))?;
     let (sys_tx, sys_rx) = tokio::sync::watch::channel(Arc::new(sys::build(metrics)));
     tokio::spawn(sys::publish(
         metrics.clone(),
@@ -260,6 +264,8 @@ fn start_front_door(
         outbox: broker.outbox.clone(),
         intake: intake.clone(),
         logins,
+        acl: Arc::new(crate::acl::Current::new(acl)),
+        rpc_requests: routes.iter().map(|r| r.request.clone()).collect(),
         metrics: metrics.clone(),
         sys: sys_rx,
         stopping: stopping.clone(),

@@ -21,6 +21,8 @@ pub struct AuthSection {
     pub users: BTreeMap<String, String>,
     /// Whether clients may connect without a login; by default, only when no logins are set.
     pub allow_anonymous: Option<bool>,
+    /// A Mosquitto `acl_file`: who may publish to and read which topics (`acl`).
+    pub acl_file: Option<PathBuf>,
 }
 
 impl AuthSection {
@@ -136,6 +138,11 @@ impl Logins {
             file,
             anonymous: auth.anonymous_allowed(),
         })
+    }
+
+    /// Whether any login is configured (then replies are private without an `acl_file`).
+    pub fn any(&self) -> bool {
+        !self.users.is_empty() || self.file.is_some()
     }
 
     /// Anyone may connect, with any login or none.

@@ -22,6 +22,7 @@
 //! - `topic`   — MQTT topic names and filters: validity and matching.
 //! - `logging` — console and rotating file logs.
 
+pub mod acl;
 pub mod app;
 pub mod auth;
 pub mod broker;

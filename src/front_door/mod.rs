@@ -145,6 +145,10 @@ pub struct Shared {
     pub outbox: Arc<Outbox>,
     pub intake: flume::Sender<Intake>,
     pub logins: Logins,
+    /// Who may publish to and read which topics.
+    pub acl: Arc<crate::acl::Current>,
+    /// The request filters of `[[rpc]]` (a request's response topic must be the client's).
+    pub rpc_requests: Vec<String>,
     pub metrics: Arc<Metrics>,
     /// The `$SYS` tree, refreshed every `sys_interval`.
     pub sys: watch::Receiver<SysTree>,

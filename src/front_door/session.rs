@@ -9,6 +9,7 @@ use super::connect::{end_link, Client, RECEIVE_MAXIMUM};
 use super::violations;
 use super::Shared;
 
+mod access;
 mod delivery;
 mod inbound;
 use delivery::{read_page, saved, PageRead, CHECKPOINT_EVERY};
@@ -24,8 +25,8 @@ use crate::store::{Receipts, SessionChange};
 use bytes::BytesMut;
 pub use outgoing::{Delivery, Outgoing, QueueLimits};
 use rumqttd::protocol::{
-    Disconnect, DisconnectReasonCode, Packet, PingResp, PubComp, PubCompReason, QoS, UnsubAck,
-    UnsubAckReason,
+    Disconnect, DisconnectReasonCode, Packet, PingResp, PubAckReason, PubComp, PubCompReason,
+    PubRecReason, QoS, UnsubAck, UnsubAckReason,
 };
 use rumqttd::Notification;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -38,8 +39,8 @@ pub use visible::restored_view;
 
 /// An acknowledgement waiting for its message's commit.
 enum Waiting {
-    PubAck(u16),
-    PubRec(u16),
+    PubAck(u16, PubAckReason),
+    PubRec(u16, PubRecReason),
 }
 
 /// How a session ended.
@@ -81,6 +82,8 @@ pub struct Session {
     /// What the last checkpoint saved (acked through, sent through).
     saved_at: Option<(i64, i64)>,
     slow_warnings: crate::logging::Throttle,
+    /// What the ACL lets the client do.
+    permissions: access::Permissions,
     /// Bytes for the socket, handed to the writer task in chunks.
     out: BytesMut,
 }
@@ -108,6 +111,7 @@ impl Session {
         };
         outgoing.limit_queue(shared.settings.queue_limits());
         outgoing.own(&client.client_id);
+        let permissions = access::Permissions::new(&shared.acl);
         Session {
             durable: shared.settings.durable_acks,
             client,
@@ -125,6 +129,7 @@ impl Session {
             subscriptions_changed: false,
             saved_at: None,
             slow_warnings: crate::logging::Throttle::new(1),
+            permissions,
             out: BytesMut::with_capacity(8 * 1024),
         }
     }
@@ -285,6 +290,10 @@ impl Session {
             }
             End::Shutdown => false,
         };
+        if will {
+            self.check_will();
+        }
+        let id = &self.client.client_id;
         let metrics = &self.shared.metrics;
         match (will, self.client.will.take()) {
             (true, Some(will)) if will.delay.is_some() && !self.client.clean => {

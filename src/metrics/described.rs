@@ -120,6 +120,26 @@ pub const METRICS: &[Metric] = &[
         |m| m.router_skips.load(Relaxed),
     ),
     counter(
+        "edgemq_denied_publishes_total",
+        "Publishes the ACL did not allow (not stored, not routed).",
+        |m| m.denied_publishes.load(Relaxed),
+    ),
+    counter(
+        "edgemq_denied_subscriptions_total",
+        "Subscriptions refused because the ACL lets the client read nothing they match.",
+        |m| m.denied_subscriptions.load(Relaxed),
+    ),
+    counter(
+        "edgemq_denied_deliveries_total",
+        "Messages not sent to a subscriber because the ACL does not let it read their topic.",
+        |m| m.denied_deliveries.load(Relaxed),
+    ),
+    counter(
+        "edgemq_denied_wills_total",
+        "Last wills not published because the ACL does not let their client publish there.",
+        |m| m.denied_wills.load(Relaxed),
+    ),
+    counter(
         "edgemq_http_refused_total",
         "HTTP connections closed at once because [http] max_connections were open.",
         |m| m.http_refused.load(Relaxed),

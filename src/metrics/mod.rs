@@ -43,6 +43,11 @@ pub struct Metrics {
     pub delivered_from_store: AtomicU64,
     /// Times a session found that the router had skipped copies for it.
     pub router_skips: AtomicU64,
+    /// What the ACL refused: publishes, subscriptions, deliveries and wills.
+    pub denied_publishes: AtomicU64,
+    pub denied_subscriptions: AtomicU64,
+    pub denied_deliveries: AtomicU64,
+    pub denied_wills: AtomicU64,
     /// Things given up on, by reason (`Dropped`).
     pub dropped_by_reason: [AtomicU64; Dropped::ALL.len()],
     /// Messages committed to the `messages` table.
@@ -153,6 +158,10 @@ impl Default for Metrics {
             connections_refused: Default::default(),
             delivered_from_store: Default::default(),
             router_skips: Default::default(),
+            denied_publishes: Default::default(),
+            denied_subscriptions: Default::default(),
+            denied_deliveries: Default::default(),
+            denied_wills: Default::default(),
             http_refused: Default::default(),
             dropped_by_reason: Default::default(),
             stored: Default::default(),

@@ -111,6 +111,12 @@ impl Session {
             Sending::Publish(delivery, pkid, dup) => (delivery, pkid, dup),
         };
         let mut delivery = delivery;
+        if !self.may_receive(&delivery.publish.topic) {
+            if pkid != 0 {
+                self.outgoing.completed(pkid);
+            }
+            return;
+        }
         if let Some(at) = delivery.expires_at {
             let left = at - crate::clock::now_ms();
             // Once sent, a message goes again (DUP) even when it has expired since.

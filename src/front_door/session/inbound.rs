@@ -3,6 +3,7 @@
 //! socket is not read, so TCP holds the publisher back.
 
 use super::{Session, Waiting};
+use crate::acl::Access;
 use crate::ingest::{Incoming, Intake};
 use crate::store::{Publisher, Receipt};
 use rumqttd::protocol::{
@@ -46,7 +47,11 @@ impl Session {
         }
         if qos == QoS::ExactlyOnce && !self.qos2_in.insert(pkid) {
             // A resent QoS 2 publish that is already here: acknowledge it again, nothing more.
-            self.acknowledge(self.last_seq, Waiting::PubRec(pkid));
+            self.acknowledge(self.last_seq, Waiting::PubRec(pkid, PubRecReason::Success));
+            return Ok(());
+        }
+        if !self.may_publish(&publish, properties.as_ref()) {
+            self.refuse(qos, pkid);
             return Ok(());
         }
         let receipt = (qos != QoS::AtMostOnce && self.durable).then(|| {
@@ -62,10 +67,63 @@ impl Session {
         self.hand_to_ingest(incoming).await?;
         match qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.acknowledge(self.last_seq, Waiting::PubAck(pkid)),
-            QoS::ExactlyOnce => self.acknowledge(self.last_seq, Waiting::PubRec(pkid)),
+            QoS::AtLeastOnce => {
+                self.acknowledge(self.last_seq, Waiting::PubAck(pkid, PubAckReason::Success))
+            }
+            QoS::ExactlyOnce => {
+                self.acknowledge(self.last_seq, Waiting::PubRec(pkid, PubRecReason::Success))
+            }
         }
         Ok(())
+    }
+
+    /// Whether the ACL lets the client publish this: its topic, and for a request to edgemq's
+    /// `[[rpc]]`, its MQTT 5 response topic must be one the client may read (the reply goes
+    /// there). A denial is counted and logged.
+    fn may_publish(&mut self, publish: &Publish, properties: Option<&PublishProperties>) -> bool {
+        let topic = String::from_utf8_lossy(&publish.topic);
+        if !self.may(&topic, Access::Write) {
+            self.denied(|m| &m.denied_publishes, "publish to", &topic);
+            return false;
+        }
+        let response = properties.and_then(|p| p.response_topic.as_deref());
+        let Some(response) = response else {
+            return true;
+        };
+        let rpc = &self.shared.rpc_requests;
+        if rpc.iter().any(|f| crate::topic::matches(f, &topic)) && !self.may(response, Access::Read)
+        {
+            self.denied(|m| &m.denied_publishes, "a request answered on", response);
+            return false;
+        }
+        true
+    }
+
+    /// A publish the ACL refused: not stored, not routed. MQTT 5 is told 0x87; 3.1.1 is
+    /// acknowledged as usual (as Mosquitto does), and its QoS 2 exchange finishes.
+    fn refuse(&mut self, qos: QoS, pkid: u16) {
+        let v5 = self.client.version.is_v5();
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => {
+                let reason = match v5 {
+                    true => PubAckReason::NotAuthorized,
+                    false => PubAckReason::Success,
+                };
+                self.acknowledge(self.last_seq, Waiting::PubAck(pkid, reason));
+            }
+            QoS::ExactlyOnce => {
+                let reason = match v5 {
+                    true => PubRecReason::NotAuthorized,
+                    false => PubRecReason::Success,
+                };
+                // An MQTT 5 PUBREC with an error ends the exchange: no PUBREL comes.
+                if v5 {
+                    self.qos2_in.remove(&pkid);
+                }
+                self.acknowledge(self.last_seq, Waiting::PubRec(pkid, reason));
+            }
+        }
     }
 
     /// A client's topic alias: set to the PUBLISH's topic, or, with an empty topic, used for
@@ -106,7 +164,7 @@ impl Session {
         let unacknowledged_qos1 = self
             .waiting
             .iter()
-            .filter(|(_, ack)| matches!(ack, Waiting::PubAck(_)))
+            .filter(|(_, ack)| matches!(ack, Waiting::PubAck(..)))
             .count();
         unacknowledged_qos1 + self.qos2_in.len() >= usize::from(super::RECEIVE_MAXIMUM)
     }
@@ -179,20 +237,8 @@ impl Session {
 
     pub(super) fn write_ack(&mut self, ack: Waiting) {
         let packet = match ack {
-            Waiting::PubAck(pkid) => Packet::PubAck(
-                PubAck {
-                    pkid,
-                    reason: PubAckReason::Success,
-                },
-                None,
-            ),
-            Waiting::PubRec(pkid) => Packet::PubRec(
-                PubRec {
-                    pkid,
-                    reason: PubRecReason::Success,
-                },
-                None,
-            ),
+            Waiting::PubAck(pkid, reason) => Packet::PubAck(PubAck { pkid, reason }, None),
+            Waiting::PubRec(pkid, reason) => Packet::PubRec(PubRec { pkid, reason }, None),
         };
         self.write(packet);
     }

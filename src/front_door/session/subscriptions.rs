@@ -7,6 +7,7 @@
 use super::outgoing::shared_filter;
 use super::outgoing::Subscription;
 use super::{replay, Session};
+use crate::acl::Access;
 use crate::broker::names;
 use crate::front_door::sys::{self, is_sys_filter, SysTree};
 use crate::topic;
@@ -84,7 +85,13 @@ impl Session {
             };
             filter.path = path;
             let valid = topic::valid_filter(&filter.path);
-            if valid && is_sys_filter(&filter.path) {
+            if valid && !self.may_ever_read(shared_filter(&filter.path)) {
+                self.denied(|m| &m.denied_subscriptions, "subscribe to", &filter.path);
+                codes.push(Some(match self.client.version.is_v5() {
+                    true => SubscribeReasonCode::NotAuthorized,
+                    false => SubscribeReasonCode::Failure,
+                }));
+            } else if valid && is_sys_filter(&filter.path) {
                 if !self.sys_filters.contains(&filter.path) {
                     self.sys_filters.push(filter.path.clone());
                 }
@@ -219,7 +226,7 @@ impl Session {
     pub(super) fn send_sys(&mut self, tree: &SysTree, new: Option<&[String]>) {
         let filters = new.unwrap_or(&self.sys_filters).to_vec();
         for (name, value) in tree.iter() {
-            if filters.iter().any(|f| topic::matches(f, name)) {
+            if filters.iter().any(|f| topic::matches(f, name)) && self.may(name, Access::Read) {
                 let publish = Publish::new(
                     bytes::Bytes::from(name.clone()),
                     value.clone(),
