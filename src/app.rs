@@ -97,7 +97,7 @@ pub async fn run_telling(
     };
     let capacity = config.store.queue_capacity;
     let intake = ingest::start(ingest, capacity, store.writer.queue(), stopping.clone())?;
-    let mqtt = (listeners.mqtt, listeners.websocket);
+    let mqtt = listeners.mqtt;
     let log = (Db::new(config.store.path.clone()), store.writer.committed());
     let front_door = start_front_door(&config, mqtt, &broker, (&intake, log), &metrics, &stopping)?;
     front_door.restore_sessions(store.sessions);
@@ -113,7 +113,14 @@ pub async fn run_telling(
         live,
         stopping: stopping.clone(),
     };
-    let http = start_http(listeners.http, state, &config, stopping);
+    let https = match config.http.tls().is_set() {
+        true => Some(
+            crate::tls::Server::new(&config.http.tls(), true)
+                .map_err(|e| StartError(format!("http: {e}")))?,
+        ),
+        false => None,
+    };
+    let http = start_http(listeners.http, state, &config, stopping, https);
     metrics.listeners_up.store(true, Relaxed);
     addrs.announce(&config, store.stored_at_start);
     ready(&addrs);
@@ -155,32 +162,53 @@ async fn reopen_log_on_sighup(mut hangups: tokio::signal::unix::Signal, log_file
     }
 }
 
+/// An MQTT listening socket: its label, whether it speaks WebSockets, whether TLS.
+struct MqttListener(&'static str, TcpListener, bool, bool);
+
 /// Every listening socket, bound before anything starts.
 struct Listeners {
-    mqtt: TcpListener,
-    websocket: Option<TcpListener>,
+    mqtt: Vec<MqttListener>,
     http: TcpListener,
 }
 
 impl Listeners {
     async fn bind(config: &Config) -> Result<Listeners, StartError> {
-        let websocket = match config.mqtt.websocket {
-            true => Some(bind("mqtt-ws", config.mqtt.websocket_listen).await?),
-            false => None,
-        };
+        let m = &config.mqtt;
+        let wanted = [
+            ("mqtt", Some(m.listen), false, false),
+            (
+                "mqtt-ws",
+                m.websocket.then_some(m.websocket_listen),
+                true,
+                false,
+            ),
+            ("mqtts", m.tls_listen, false, true),
+            ("mqtt-wss", m.websocket_tls_listen, true, true),
+        ];
+        let mut mqtt = Vec::new();
+        for (label, addr, websocket, tls) in wanted {
+            if let Some(addr) = addr {
+                mqtt.push(MqttListener(
+                    label,
+                    bind(label, addr).await?,
+                    websocket,
+                    tls,
+                ));
+            }
+        }
         Ok(Listeners {
-            mqtt: bind("mqtt", config.mqtt.listen).await?,
-            websocket,
+            mqtt,
             http: bind("http", config.http.listen).await?,
         })
     }
 
     /// Where each listener is bound (port 0 is a free port now).
     fn addrs(&self) -> std::io::Result<Bound> {
-        let mut mqtt = vec![("mqtt", self.mqtt.local_addr()?)];
-        if let Some(ws) = &self.websocket {
-            mqtt.push(("mqtt-ws", ws.local_addr()?));
-        }
+        let mqtt = self
+            .mqtt
+            .iter()
+            .map(|l| Ok((l.0, l.1.local_addr()?)))
+            .collect::<std::io::Result<_>>()?;
         Ok(Bound {
             mqtt,
             http: self.http.local_addr()?,
@@ -190,7 +218,7 @@ impl Listeners {
 
 /// The bound addresses, labelled as the ready line shows them.
 pub struct Bound {
-    /// `mqtt`, then `mqtt-ws` when WebSockets are on.
+    /// `mqtt`, then `mqtt-ws`, `mqtts` and `mqtt-wss` when they are on.
     pub mqtt: Vec<(&'static str, SocketAddr)>,
     pub http: SocketAddr,
 }
@@ -213,7 +241,11 @@ impl Bound {
             ip if ip.is_unspecified() => "localhost".to_string(),
             ip => ip.to_string(),
         };
-        tracing::info!("dashboard: http://{host}:{}/", self.http.port());
+        let scheme = match config.http.tls().is_set() {
+            true => "https",
+            false => "http",
+        };
+        tracing::info!("dashboard: {scheme}://{host}:{}/", self.http.port());
     }
 }
 
@@ -239,7 +271,7 @@ fn rules(config: &Config, state: store::RulesState) -> Rules {
 /// The MQTT listeners, and the `$SYS` tree they serve.
 fn start_front_door(
     config: &Config,
-    (mqtt, websocket): (TcpListener, Option<TcpListener>),
+    mqtt: Vec<MqttListener>,
     broker: &broker::Broker,
     (intake, (db, committed)): (&flume::Sender<Intake>, (Arc<Db>, watch::Receiver<i64>)),
     metrics: &Arc<Metrics>,
@@ -276,7 +308,25 @@ fn start_front_door(
         log: db,
         committed,
     };
-    Ok(front_door::start(mqtt, websocket, Arc::new(shared)))
+    let tls = match mqtt.iter().any(|l| l.3) {
+        true => Some(Arc::new(
+            crate::tls::Server::new(&config.tls, false)
+                .map_err(|e| StartError(format!("tls: {e}")))?,
+        )),
+        false => None,
+    };
+    let listeners = mqtt
+        .into_iter()
+        .map(
+            |MqttListener(label, socket, websocket, with_tls)| front_door::Listener {
+                socket,
+                label,
+                websocket,
+                tls: tls.clone().filter(|_| with_tls),
+            },
+        )
+        .collect();
+    Ok(front_door::start(listeners, Arc::new(shared)))
 }
 
 /// MQTT request/response on its own link, when the broker made one.
@@ -304,11 +354,13 @@ fn start_http(
     state: AppState,
     config: &Config,
     stopping: Stopping,
+    tls: Option<crate::tls::Server>,
 ) -> JoinHandle<()> {
     let metrics = state.metrics.clone();
     let app = http::router(state, &config.http.cors_origins);
     let limits = config.http.clone();
-    tokio::spawn(async move { http::serve(listener, app, &limits, metrics, stopping).await })
+    let tls = tls.map(Arc::new);
+    tokio::spawn(async move { http::serve(listener, app, (&limits, tls), metrics, stopping).await })
 }
 
 /// What the stop needs to reach.

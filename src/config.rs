@@ -37,6 +37,8 @@ pub struct Config {
     /// `[[rpc]]`: MQTT request topics, tried before the built-in ones.
     pub rpc: Vec<RpcRoute>,
     pub auth: AuthSection,
+    /// Certificates for the MQTT listeners over TLS (`[mqtt] tls_listen`, `websocket_tls_listen`).
+    pub tls: crate::tls::TlsSection,
 }
 
 /// A configuration that cannot be used, said in one line: `file:line: key: what is wrong`.
@@ -84,6 +86,14 @@ impl Config {
         self.mqtt.validate()?;
         self.http.validate()?;
         self.auth.validate()?;
+        self.tls.validate("tls")?;
+        let tls_listeners =
+            self.mqtt.tls_listen.is_some() || self.mqtt.websocket_tls_listen.is_some();
+        if tls_listeners && !self.tls.is_set() {
+            return Err(
+                "mqtt.tls_listen / websocket_tls_listen: need [tls] certfile and keyfile".into(),
+            );
+        }
         self.store.validate()?;
         self.ingest.validate()?;
         for route in &self.route {

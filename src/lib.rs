@@ -40,4 +40,5 @@ pub mod rpc;
 pub mod rules;
 pub mod shutdown;
 pub mod store;
+pub mod tls;
 pub mod topic;

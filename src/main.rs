@@ -24,6 +24,12 @@ struct Cli {
     /// MQTT over WebSockets listen address [config: mqtt.websocket_listen; default: 0.0.0.0:8083]
     #[arg(long = "mqtt-ws", value_name = "ADDR")]
     mqtt_ws: Option<SocketAddr>,
+    /// MQTT over TLS listen address; needs [tls] certfile and keyfile [config: mqtt.tls_listen]
+    #[arg(long = "mqtt-tls", value_name = "ADDR")]
+    mqtt_tls: Option<SocketAddr>,
+    /// MQTT over WebSockets over TLS listen address [config: mqtt.websocket_tls_listen]
+    #[arg(long = "mqtt-wss", value_name = "ADDR")]
+    mqtt_wss: Option<SocketAddr>,
     /// HTTP listen address [config: http.listen; default: 0.0.0.0:8000]
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
@@ -93,6 +99,12 @@ fn load(cli: &Cli) -> Result<Config, String> {
     if let Some(addr) = cli.mqtt_ws {
         config.mqtt.websocket = true;
         config.mqtt.websocket_listen = addr;
+    }
+    if let Some(addr) = cli.mqtt_tls {
+        config.mqtt.tls_listen = Some(addr);
+    }
+    if let Some(addr) = cli.mqtt_wss {
+        config.mqtt.websocket_tls_listen = Some(addr);
     }
     if let Some(addr) = cli.http {
         config.http.listen = addr;

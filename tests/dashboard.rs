@@ -75,17 +75,33 @@ impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
 }
 
 async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
+    browser_with(driver, profile, &[]).await
+}
+
+/// A browser with more command-line arguments.
+async fn browser_with(driver: &Driver, profile: &std::path::Path, extra: &[String]) -> Client {
+    let mut args = vec![
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1200,1400",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    args.push(format!("--user-data-dir={}", profile.display()));
+    args.extend_from_slice(extra);
     let capabilities = json!({
         "browserName": "chrome",
         "goog:loggingPrefs": { "browser": "ALL" },
         "goog:chromeOptions": {
             "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--window-size=1200,1400",
-                format!("--user-data-dir={}", profile.display()),
-            ],
+            "args": args,
         },
     });
     let Value::Object(capabilities) = capabilities else {
@@ -297,4 +313,43 @@ async fn the_dashboard_shows_devices_charts_and_alerts_live() {
         "the browser log is read: {log}"
     );
     client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_works_over_https() {
+    use base64::Engine;
+    use sha2::Digest;
+    let dir = temp_dir();
+    let server_key = common::certs::certificates(dir.path());
+    let config = "[http]\ncertfile = \"server.pem\"\nkeyfile = \"server.key\"\n";
+    let edgemq = Edgemq::with_config(dir.path(), config);
+    mosquitto_pub(
+        &edgemq,
+        "devices/tls-1/telemetry",
+        br#"{"deviceId":"tls-1","temperature":20.5,"humidity":40}"#,
+        &["-q", "1"],
+    );
+    rows_eventually(&edgemq.db, FROM_CLIENTS, 1);
+    // Chromium trusts exactly this server's key (the test's CA is not in its store).
+    let pin = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&server_key));
+    let driver = Driver::start();
+    let profile = temp_dir();
+    let pinned = [format!("--ignore-certificate-errors-spki-list={pin}")];
+    let client = browser_with(&driver, profile.path(), &pinned).await;
+    let url = format!("https://127.0.0.1:{}/", edgemq.http.port());
+    client.goto(&url).await.unwrap();
+    until(
+        &client,
+        "the live connection over https",
+        "location.protocol === 'https:' && document.getElementById('h-live').innerText === 'live'",
+    )
+    .await;
+    until(
+        &client,
+        "tls-1",
+        &format!("{}.includes('tls-1')", row_text("tr[data-device='tls-1']")),
+    )
+    .await;
+    client.close().await.unwrap();
+    assert!(edgemq.stop().success());
 }

@@ -58,10 +58,12 @@ pub struct Will {
 
 /// Reads the CONNECT from `socket` (bytes after it stay in `buf`) and answers it. `Err` says
 /// why the connection was refused; the CONNACK saying so has been written when there is one.
+/// `certified`: the username a verified client certificate gives (then no password is asked).
 pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     socket: &mut S,
     buf: &mut BytesMut,
     shared: &Shared,
+    certified: Option<String>,
 ) -> Result<Client, String> {
     let max = shared.settings.max_packet_size;
     let len = tokio::time::timeout(shared.settings.connect_timeout, async {
@@ -136,7 +138,11 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     let login_pair = login
         .as_ref()
         .map(|l| (l.username.as_str(), l.password.as_str()));
-    if let Err(refusal) = shared.logins.check(login_pair) {
+    let checked = match certified {
+        Some(_) => Ok(()),
+        None => shared.logins.check(login_pair),
+    };
+    if let Err(refusal) = checked {
         let code = match (refusal, version) {
             (Refusal::BadLogin, Version::V5) => ConnectReturnCode::BadUserNamePassword,
             // Mosquitto answers 3.x clients "not authorised" for both.
@@ -242,7 +248,9 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(Client {
         version,
         client_id,
-        username: login.map(|l| Arc::from(l.username.as_str())),
+        username: certified
+            .map(Arc::from)
+            .or_else(|| login.map(|l| Arc::from(l.username.as_str()))),
         keep_alive,
         clean,
         expiry,

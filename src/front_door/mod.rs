@@ -42,6 +42,10 @@ pub struct MqttSection {
     /// Also serve MQTT over WebSockets (subprotocol `mqtt`) on `websocket_listen`.
     pub websocket: bool,
     pub websocket_listen: SocketAddr,
+    /// MQTT over TLS (`[tls]` has the certificates), off unless set; 8883 is the usual port.
+    pub tls_listen: Option<SocketAddr>,
+    /// MQTT over WebSockets over TLS, off unless set.
+    pub websocket_tls_listen: Option<SocketAddr>,
     /// Time a new connection has to send CONNECT.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
@@ -86,6 +90,8 @@ impl Default for MqttSection {
             listen: SocketAddr::from(([0, 0, 0, 0], 1883)),
             websocket: true,
             websocket_listen: SocketAddr::from(([0, 0, 0, 0], 8083)),
+            tls_listen: None,
+            websocket_tls_listen: None,
             connect_timeout: Duration::from_secs(10),
             max_packet_size: 4 * 1024 * 1024,
             durable_acks: true,
@@ -245,45 +251,33 @@ impl Sessions {
     }
 }
 
-/// How clients reach a listener.
-#[derive(Clone, Copy)]
-enum Transport {
-    Tcp,
-    WebSocket,
+/// One listening socket: its label in the ready line, whether clients speak WebSockets on
+/// it, and its TLS when it has one.
+pub struct Listener {
+    pub socket: TcpListener,
+    pub label: &'static str,
+    pub websocket: bool,
+    pub tls: Option<Arc<crate::tls::Server>>,
 }
 
-/// Serves MQTT on `listener` (and MQTT over WebSockets on `websockets`) until the stop.
-pub fn start(
-    listener: TcpListener,
-    websockets: Option<TcpListener>,
-    shared: Arc<Shared>,
-) -> FrontDoor {
+/// Serves MQTT on every listener until the stop.
+pub fn start(listeners: Vec<Listener>, shared: Arc<Shared>) -> FrontDoor {
     let front_door = FrontDoor {
         shared: shared.clone(),
         reading: Tracker::default(),
         open: Tracker::default(),
     };
-    let guards = || (front_door.reading.guard(), front_door.open.guard());
     let limit = shared
         .settings
         .max_connections
         .unwrap_or(Semaphore::MAX_PERMITS);
     let permits = Arc::new(Semaphore::new(limit));
-    if let Some(ws) = websockets {
-        let acceptor = Acceptor::new(ws, "mqtt-ws");
-        let shared = shared.clone();
-        let accept = accept(
-            acceptor,
-            Transport::WebSocket,
-            shared,
-            permits.clone(),
-            guards(),
-        );
+    for listener in listeners {
+        let guards = (front_door.reading.guard(), front_door.open.guard());
+        let accept = accept(listener, shared.clone(), permits.clone(), guards);
         tokio::spawn(accept);
     }
-    let acceptor = Acceptor::new(listener, "mqtt");
-    tokio::spawn(expire_sessions(shared.clone()));
-    tokio::spawn(accept(acceptor, Transport::Tcp, shared, permits, guards()));
+    tokio::spawn(expire_sessions(shared));
     front_door
 }
 
@@ -318,12 +312,12 @@ async fn expire_sessions(shared: Arc<Shared>) {
 }
 
 async fn accept(
-    mut acceptor: Acceptor,
-    transport: Transport,
+    listener: Listener,
     shared: Arc<Shared>,
     permits: Arc<Semaphore>,
     (reading, open): (Guard, Guard),
 ) {
+    let mut acceptor = Acceptor::new(listener.socket, listener.label);
     let mut stopping = shared.stopping.clone();
     loop {
         let (socket, peer) = tokio::select! {
@@ -337,32 +331,55 @@ async fn accept(
         };
         let guards = (reading.clone(), open.clone());
         let _ = socket.set_nodelay(true);
-        let shared = shared.clone();
+        let (shared, tls) = (shared.clone(), listener.tls.clone());
+        let (label, websocket) = (listener.label, listener.websocket);
         tokio::spawn(async move {
-            match transport {
-                Transport::Tcp => serve(socket, peer, shared, guards).await,
-                Transport::WebSocket => {
-                    let timeout = shared.settings.connect_timeout;
-                    match tokio::time::timeout(timeout, websocket::bridge(socket)).await {
-                        Ok(Ok(stream)) => serve(stream, peer, shared, guards).await,
-                        Ok(Err(why)) => tracing::info!("mqtt-ws: {peer}: {why}"),
-                        Err(_) => tracing::info!("mqtt-ws: {peer}: no handshake in time"),
+            let timeout = shared.settings.connect_timeout;
+            match tls {
+                None => serve_on(socket, websocket, (peer, None), shared, guards).await,
+                Some(tls) => match tokio::time::timeout(timeout, tls.accept(socket)).await {
+                    Ok(Ok(stream)) => {
+                        let certified = tls.username(&stream);
+                        let peer = (peer, certified);
+                        serve_on(stream, websocket, peer, shared, guards).await
                     }
-                }
+                    Ok(Err(e)) => tracing::info!("{label}: {peer}: TLS handshake: {e}"),
+                    Err(_) => tracing::info!("{label}: {peer}: no TLS handshake in time"),
+                },
             }
             drop(permit);
         });
     }
 }
 
+/// Serves one connection: MQTT on it, or after a WebSocket handshake. `peer`: its address and
+/// the username its client certificate gives.
+async fn serve_on(
+    socket: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    websocket: bool,
+    peer: (SocketAddr, Option<String>),
+    shared: Arc<Shared>,
+    guards: (Guard, Guard),
+) {
+    if !websocket {
+        return serve(socket, peer, shared, guards).await;
+    }
+    let timeout = shared.settings.connect_timeout;
+    match tokio::time::timeout(timeout, websocket::bridge(socket)).await {
+        Ok(Ok(stream)) => serve(stream, peer, shared, guards).await,
+        Ok(Err(why)) => tracing::info!("mqtt-ws: {}: {why}", peer.0),
+        Err(_) => tracing::info!("mqtt-ws: {}: no handshake in time", peer.0),
+    }
+}
+
 async fn serve(
     mut socket: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    peer: SocketAddr,
+    (peer, certified): (SocketAddr, Option<String>),
     shared: Arc<Shared>,
     (reading, open): (Guard, Guard),
 ) {
     let mut buf = BytesMut::with_capacity(16 * 1024);
-    let client = match connect::accept(&mut socket, &mut buf, &shared).await {
+    let client = match connect::accept(&mut socket, &mut buf, &shared, certified).await {
         Ok(client) => client,
         Err(why) => {
             shared.metrics.connections_refused.fetch_add(1, Relaxed);

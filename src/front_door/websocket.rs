@@ -4,8 +4,7 @@
 //! session stops reading, the bridge's buffer fills and the WebSocket is no longer read.
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
@@ -15,7 +14,10 @@ const BRIDGE_BUFFER: usize = 64 * 1024;
 
 /// Completes the WebSocket handshake (answering subprotocol `mqtt` when offered, as MQTT.js
 /// requires) and returns the stream the session reads and writes.
-pub async fn bridge(socket: TcpStream) -> Result<DuplexStream, String> {
+pub async fn bridge<S>(socket: S) -> Result<DuplexStream, String>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let ws = tokio_tungstenite::accept_hdr_async(socket, choose_mqtt)
         .await
         .map_err(|e| format!("websocket handshake: {e}"))?;

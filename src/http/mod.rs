@@ -47,6 +47,9 @@ pub struct HttpSection {
     /// A connection on which nothing moves for this long is closed.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// HTTPS: the server's certificate chain and key (PEM); plain HTTP without them.
+    pub certfile: Option<std::path::PathBuf>,
+    pub keyfile: Option<std::path::PathBuf>,
 }
 
 impl HttpSection {
@@ -59,7 +62,16 @@ impl HttpSection {
                 "http.header_read_timeout and http.idle_timeout: must be more than 0".into(),
             );
         }
-        Ok(())
+        self.tls().validate("http")
+    }
+
+    /// The TLS settings its certificate and key make.
+    pub fn tls(&self) -> crate::tls::TlsSection {
+        crate::tls::TlsSection {
+            certfile: self.certfile.clone(),
+            keyfile: self.keyfile.clone(),
+            ..Default::default()
+        }
     }
 }
 
@@ -72,6 +84,8 @@ impl Default for HttpSection {
             max_connections: 1024,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            certfile: None,
+            keyfile: None,
         }
     }
 }

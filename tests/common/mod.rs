@@ -1,6 +1,7 @@
 //! Test harness: the real `edgemq` binary on ephemeral ports in a temp dir, real MQTT clients.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod raw;
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
@@ -137,6 +138,21 @@ impl Edgemq {
 
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
+    }
+
+    /// The address of the listener the ready line labels `label` (`mqtts`, `mqtt-wss`, ...).
+    pub fn listener(&self, label: &str) -> SocketAddr {
+        let log = self.log_text();
+        let ready = log.lines().find(|l| l.contains("edgemq ready:")).unwrap();
+        let key = format!(" {label}=");
+        let start = ready
+            .find(&key)
+            .unwrap_or_else(|| panic!("no {label} in {ready}"))
+            + key.len();
+        let rest = &ready[start..];
+        rest[..rest.find(' ').unwrap_or(rest.len())]
+            .parse()
+            .unwrap()
     }
 }
 
