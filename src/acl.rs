@@ -10,37 +10,6 @@
 use crate::topic;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, RwLock};
-
-/// The rules in force, replaced whole when they are reloaded; `generation` tells holders of
-/// an older `Arc` that it is old.
-pub struct Current {
-    acl: RwLock<Arc<Acl>>,
-    generation: AtomicU64,
-}
-
-impl Current {
-    pub fn new(acl: Acl) -> Current {
-        Current {
-            acl: RwLock::new(Arc::new(acl)),
-            generation: AtomicU64::new(0),
-        }
-    }
-
-    pub fn get(&self) -> Arc<Acl> {
-        self.acl.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Relaxed)
-    }
-
-    pub fn replace(&self, acl: Acl) {
-        *self.acl.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(acl);
-        self.generation.fetch_add(1, Relaxed);
-    }
-}
 
 /// What a client wants to do with a topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

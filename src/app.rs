@@ -15,6 +15,7 @@ use crate::logging::{LogFile, Throttle};
 use crate::metrics::Metrics;
 use crate::notify;
 use crate::query::Db;
+use crate::reload::{Live, Reloadable};
 use crate::rpc::{self, Rpc};
 use crate::rules::Rules;
 use crate::shutdown::{self, Shutdown, Stopping};
@@ -66,10 +67,7 @@ pub async fn run_telling(
     // Installed first: a signal that arrives while starting must still stop cleanly, and a
     // SIGHUP must never stop edgemq.
     let signal = shutdown::signal()?;
-    tokio::spawn(reopen_log_on_sighup(
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?,
-        log_file,
-    ));
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let (shutdown, stopping) = Shutdown::new();
     listen::raise_open_files_limit();
     let listeners = Listeners::bind(&config).await?;
@@ -99,7 +97,8 @@ pub async fn run_telling(
     let intake = ingest::start(ingest, capacity, store.writer.queue(), stopping.clone())?;
     let mqtt = listeners.mqtt;
     let log = (Db::new(config.store.path.clone()), store.writer.committed());
-    let front_door = start_front_door(&config, mqtt, &broker, (&intake, log), &metrics, &stopping)?;
+    let (front_door, security) =
+        start_front_door(&config, mqtt, &broker, (&intake, log), &metrics, &stopping)?;
     front_door.restore_sessions(store.sessions);
     start_rpc(&config, broker.rpc_link, &broker.outbox, &metrics)?;
     let state = AppState {
@@ -114,12 +113,22 @@ pub async fn run_telling(
         stopping: stopping.clone(),
     };
     let https = match config.http.tls().is_set() {
-        true => Some(
+        true => Some(Arc::new(
             crate::tls::Server::new(&config.http.tls(), true)
                 .map_err(|e| StartError(format!("http: {e}")))?,
-        ),
+        )),
         false => None,
     };
+    let reloadable = Reloadable {
+        auth: config.auth.clone(),
+        replies: config.rpc_routes().into_iter().map(|r| r.reply).collect(),
+        logins: security.logins,
+        acl: security.acl,
+        tls: security.tls.into_iter().chain(https.clone()).collect(),
+        log_file,
+        sessions: front_door.sessions(),
+    };
+    tokio::spawn(reloadable.on_hangups(hangups));
     let http = start_http(listeners.http, state, &config, stopping, https);
     metrics.listeners_up.store(true, Relaxed);
     addrs.announce(&config, store.stored_at_start);
@@ -149,17 +158,6 @@ pub async fn run_telling(
 pub struct Stopped {
     /// Everything received was stored before edgemq exited.
     pub flushed: bool,
-}
-
-/// SIGHUP reopens the log file (for logrotate); configuration is not reloaded yet.
-async fn reopen_log_on_sighup(mut hangups: tokio::signal::unix::Signal, log_file: LogFile) {
-    while hangups.recv().await.is_some() {
-        if log_file.reopen() {
-            tracing::info!("SIGHUP: log file reopened");
-        } else {
-            tracing::info!("SIGHUP: no log file to reopen");
-        }
-    }
 }
 
 /// An MQTT listening socket: its label, whether it speaks WebSockets, whether TLS.
@@ -268,6 +266,13 @@ fn rules(config: &Config, state: store::RulesState) -> Rules {
     Rules::new(config.rules(), state, offline_after)
 }
 
+/// What SIGHUP reloads of the front door's: logins, ACL, its TLS certificates.
+struct Security {
+    logins: Arc<Live<Logins>>,
+    acl: Arc<Live<crate::acl::Acl>>,
+    tls: Option<Arc<crate::tls::Server>>,
+}
+
 /// The MQTT listeners, and the `$SYS` tree they serve.
 fn start_front_door(
     config: &Config,
@@ -276,7 +281,7 @@ fn start_front_door(
     (intake, (db, committed)): (&flume::Sender<Intake>, (Arc<Db>, watch::Receiver<i64>)),
     metrics: &Arc<Metrics>,
     stopping: &Stopping,
-) -> Result<FrontDoor, StartError> {
+) -> Result<(FrontDoor, Security), StartError> {
     let logins = Logins::from_config(&config.auth)
         .map_err(|e| StartError(format!("auth.password_file: {e}")))?;
     let routes = config.rpc_routes();
@@ -295,8 +300,8 @@ fn start_front_door(
         router: broker.router.clone(),
         outbox: broker.outbox.clone(),
         intake: intake.clone(),
-        logins,
-        acl: Arc::new(crate::acl::Current::new(acl)),
+        logins: Arc::new(Live::new(logins)),
+        acl: Arc::new(Live::new(acl)),
         rpc_requests: routes.iter().map(|r| r.request.clone()).collect(),
         metrics: metrics.clone(),
         sys: sys_rx,
@@ -326,7 +331,12 @@ fn start_front_door(
             },
         )
         .collect();
-    Ok(front_door::start(listeners, Arc::new(shared)))
+    let security = Security {
+        logins: shared.logins.clone(),
+        acl: shared.acl.clone(),
+        tls,
+    };
+    Ok((front_door::start(listeners, Arc::new(shared)), security))
 }
 
 /// MQTT request/response on its own link, when the broker made one.
@@ -354,12 +364,11 @@ fn start_http(
     state: AppState,
     config: &Config,
     stopping: Stopping,
-    tls: Option<crate::tls::Server>,
+    tls: Option<Arc<crate::tls::Server>>,
 ) -> JoinHandle<()> {
     let metrics = state.metrics.clone();
     let app = http::router(state, &config.http.cors_origins);
     let limits = config.http.clone();
-    let tls = tls.map(Arc::new);
     tokio::spawn(async move { http::serve(listener, app, (&limits, tls), metrics, stopping).await })
 }
 

@@ -145,6 +145,15 @@ impl Logins {
         !self.users.is_empty() || self.file.is_some()
     }
 
+    /// Whether `user` is one of the users (its password aside).
+    pub fn knows(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+            || self
+                .file
+                .as_ref()
+                .is_some_and(|f| f.users.contains_key(user))
+    }
+
     /// Anyone may connect, with any login or none.
     pub fn open() -> Logins {
         Logins {

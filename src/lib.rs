@@ -36,6 +36,7 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod query;
+pub mod reload;
 pub mod rpc;
 pub mod rules;
 pub mod shutdown;

@@ -173,3 +173,45 @@ async fn mqtt_over_websockets_over_tls() {
     assert_eq!(rows, [["wss/x", "over wss"]]);
     assert!(edgemq.stop().success());
 }
+
+#[test]
+fn sighup_reloads_the_certificates_and_keeps_connections() {
+    let dir = temp_dir();
+    certificates(dir.path());
+    let config = "[mqtt]\ntls_listen = \"127.0.0.1:0\"\n\
+                  [tls]\ncertfile = \"server.pem\"\nkeyfile = \"server.key\"\n";
+    let edgemq = Edgemq::with_config(dir.path(), config);
+    let mqtts = edgemq.listener("mqtts");
+    let old_ca = dir.path().join("ca.pem");
+    let mut sub = Sub::start_on(mqtts, &["--cafile", old_ca.to_str().unwrap(), "-t", "re/#"]);
+    // New certificates from a new CA, in place of the old files.
+    let new = dir.path().join("new");
+    std::fs::create_dir(&new).unwrap();
+    certificates(&new);
+    for file in ["server.pem", "server.key"] {
+        std::fs::copy(new.join(file), dir.path().join(file)).unwrap();
+    }
+    edgemq.signal(libc::SIGHUP);
+    wait_for("the reload", Duration::from_secs(10), || {
+        let log = edgemq.log_text();
+        log.contains("SIGHUP: reloaded").then_some(()).ok_or(log)
+    });
+    let with_new = pub_to(
+        mqtts,
+        dir.path(),
+        &["--cafile", "new/ca.pem", "-t", "re/x", "-m", "new"],
+    );
+    assert!(with_new.status.success(), "{with_new:?}");
+    let with_old = pub_to(
+        mqtts,
+        dir.path(),
+        &["--cafile", "ca.pem", "-t", "re/x", "-m", "old"],
+    );
+    assert!(
+        !with_old.status.success(),
+        "the old CA no longer vouches for the server"
+    );
+    // The subscriber connected before the reload is still there.
+    assert_eq!(sub.stream(1, Duration::from_secs(10)), ["re/x new"]);
+    assert!(edgemq.stop().success());
+}

@@ -28,6 +28,8 @@ pub struct Client {
     pub client_id: Arc<str>,
     /// The username it logged in with.
     pub username: Option<Arc<str>>,
+    /// Its username is its client certificate's.
+    pub certified: bool,
     /// Seconds; 0: no keep-alive.
     pub keep_alive: u16,
     /// The session ends with the connection (clean session / clean start without expiry).
@@ -140,7 +142,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         .map(|l| (l.username.as_str(), l.password.as_str()));
     let checked = match certified {
         Some(_) => Ok(()),
-        None => shared.logins.check(login_pair),
+        None => shared.logins.get().check(login_pair),
     };
     if let Err(refusal) = checked {
         let code = match (refusal, version) {
@@ -248,6 +250,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(Client {
         version,
         client_id,
+        certified: certified.is_some(),
         username: certified
             .map(Arc::from)
             .or_else(|| login.map(|l| Arc::from(l.username.as_str()))),

@@ -20,6 +20,7 @@ use crate::broker::{Outbox, RouterHandle};
 use crate::ingest::Intake;
 use crate::listen::Acceptor;
 use crate::metrics::Metrics;
+use crate::reload::Live;
 use crate::shutdown::{Guard, Stopping, Tracker};
 use bytes::BytesMut;
 use serde::Deserialize;
@@ -150,9 +151,9 @@ pub struct Shared {
     pub router: RouterHandle,
     pub outbox: Arc<Outbox>,
     pub intake: flume::Sender<Intake>,
-    pub logins: Logins,
+    pub logins: Arc<Live<Logins>>,
     /// Who may publish to and read which topics.
-    pub acl: Arc<crate::acl::Current>,
+    pub acl: Arc<Live<crate::acl::Acl>>,
     /// The request filters of `[[rpc]]` (a request's response topic must be the client's).
     pub rpc_requests: Vec<String>,
     pub metrics: Arc<Metrics>,
@@ -232,6 +233,25 @@ impl Sessions {
 
     pub fn get(&self, client_id: &str) -> Option<registry::SessionView> {
         self.0.sessions.get(client_id)
+    }
+
+    /// Disconnects every client that logged in as a user `logins` no longer has (not those
+    /// named by a client certificate); their client ids.
+    pub fn users_not_in(&self, logins: &Logins) -> Vec<String> {
+        if !logins.any() {
+            return Vec::new();
+        }
+        let gone: Vec<String> = self
+            .list()
+            .into_iter()
+            .filter(|s| s.connected && !s.certified)
+            .filter(|s| s.username.as_deref().is_some_and(|u| !logins.knows(u)))
+            .map(|s| s.client_id)
+            .collect();
+        for client_id in &gone {
+            self.0.sessions.kick(client_id);
+        }
+        gone
     }
 
     /// Ends the session of `client_id`: closes its connection, or forgets it (here and in the

@@ -51,6 +51,9 @@ pub struct SessionView {
     pub behind: i64,
     /// Messages not delivered to it, by reason (`edgemq_dropped_total`'s reasons).
     pub dropped: BTreeMap<&'static str, u64>,
+    /// Its username came from its client certificate.
+    #[serde(skip)]
+    pub certified: bool,
 }
 
 struct Entry {
@@ -249,6 +252,7 @@ mod tests {
             catching_up: behind > 0,
             behind,
             dropped: BTreeMap::new(),
+            certified: false,
         }
     }
 

@@ -21,7 +21,7 @@ pub(super) struct Permissions {
 }
 
 impl Permissions {
-    pub fn new(current: &crate::acl::Current) -> Permissions {
+    pub fn new(current: &crate::reload::Live<Acl>) -> Permissions {
         Permissions {
             generation: current.generation(),
             acl: current.get(),

@@ -47,6 +47,7 @@ impl Session {
             catching_up: self.outgoing.catching_up(),
             behind: self.outgoing.behind(committed),
             dropped: self.outgoing.drops.clone(),
+            certified: self.client.certified,
         }
     }
 }
@@ -72,5 +73,6 @@ pub fn restored_view(saved: &SavedSession) -> SessionView {
         catching_up: false,
         behind: 0,
         dropped: Default::default(),
+        certified: false,
     }
 }
