@@ -109,6 +109,8 @@ pub async fn run_telling(
         mqtt_listeners: addrs.mqtt.clone(),
         queue_capacity: capacity,
         token: config.http.token.as_deref().map(Arc::from),
+        logins: security.logins.clone(),
+        metrics_public: config.http.metrics_public,
         live,
         stopping: stopping.clone(),
     };

@@ -22,7 +22,8 @@ pattern readwrite users/%u/#
 
 fn start(dir: &std::path::Path) -> Edgemq {
     std::fs::write(dir.join("acl"), ACL).unwrap();
-    let config = "[auth]\nacl_file = \"acl\"\n[auth.users]\nalice = \"a\"\nbob = \"b\"\n";
+    let config = "[auth]\nacl_file = \"acl\"\n[auth.users]\nalice = \"a\"\nbob = \"b\"\n\
+                  [http]\nmetrics_public = true\n";
     Edgemq::with_config(dir, config)
 }
 

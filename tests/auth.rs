@@ -61,7 +61,8 @@ fn config_users_and_the_anonymous_switch() {
     let dir = temp_dir();
     std::fs::write(
         dir.path().join("auth.toml"),
-        "[auth]\nusers = { sensor1 = \"s3cret\" }\nallow_anonymous = true\n",
+        "[auth]\nusers = { sensor1 = \"s3cret\" }\nallow_anonymous = true\n\
+         [http]\nmetrics_public = true\n",
     )
     .unwrap();
     let edgemq = Edgemq::start(dir.path(), &["--config", "auth.toml"]);
@@ -133,4 +134,50 @@ fn a_bad_password_file_exits_2_naming_the_line() {
         stderr.contains("auth.password_file: passwd:1: not a mosquitto_passwd hash"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_takes_the_mqtt_logins_and_the_token() {
+    let dir = temp_dir();
+    let config = "[auth.users]\nann = \"pw\"\n[http]\ntoken = \"t0k\"\n";
+    let edgemq = Edgemq::with_config(dir.path(), config);
+    let client = reqwest::Client::new();
+    let status = |request: reqwest::RequestBuilder| async move {
+        let response = request.send().await.unwrap();
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_string());
+        (response.status().as_u16(), challenge)
+    };
+    for path in ["/api/v1/devices", "/", "/dashboard/app.js", "/metrics"] {
+        let url = edgemq.url(path);
+        let (code, challenge) = status(client.get(&url)).await;
+        assert_eq!(code, 401, "{path} without a login");
+        let challenge = challenge.unwrap_or_default();
+        assert!(
+            challenge.starts_with("Basic realm="),
+            "a browser asks: {challenge}"
+        );
+        let wrong = status(client.get(&url).basic_auth("ann", Some("nope"))).await;
+        assert_eq!(wrong.0, 401, "{path} with a wrong password");
+        let right = status(client.get(&url).basic_auth("ann", Some("pw"))).await;
+        assert_eq!(right.0, 200, "{path} with ann's login");
+    }
+    // The token still opens the API; the health checks stay open.
+    let by_token = status(client.get(edgemq.url("/api/v1/devices")).bearer_auth("t0k")).await;
+    assert_eq!(by_token.0, 200);
+    assert_eq!(status(client.get(edgemq.url("/health"))).await.0, 200);
+    assert!(edgemq.stop().success());
+
+    // `metrics_public` opens /metrics for a scraper without a login.
+    let dir = temp_dir();
+    let config = "[auth.users]\nann = \"pw\"\n[http]\nmetrics_public = true\n";
+    let edgemq = Edgemq::with_config(dir.path(), config);
+    assert_eq!(status(client.get(edgemq.url("/metrics"))).await.0, 200);
+    assert_eq!(
+        status(client.get(edgemq.url("/api/v1/devices"))).await.0,
+        401
+    );
+    assert!(edgemq.stop().success());
 }

@@ -353,3 +353,25 @@ async fn the_dashboard_works_over_https() {
     client.close().await.unwrap();
     assert!(edgemq.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_logins_the_dashboard_works_with_one() {
+    let dir = temp_dir();
+    let edgemq = Edgemq::with_config(dir.path(), "[auth.users]\nann = \"pw\"\n");
+    let driver = Driver::start();
+    let profile = temp_dir();
+    let client = browser(&driver, profile.path()).await;
+    // Without a login the page answers 401 with a Basic challenge, so a browser asks for one
+    // (tests/auth.rs checks the answer). With ann's login the dashboard and its live stream
+    // work: the browser sends the login it was given with every request to the page's origin.
+    let with_login = edgemq.url("/").replace("http://", "http://ann:pw@");
+    client.goto(&with_login).await.unwrap();
+    until(
+        &client,
+        "the live connection with the login",
+        "document.getElementById('h-live') && document.getElementById('h-live').innerText === 'live'",
+    )
+    .await;
+    client.close().await.unwrap();
+    assert!(edgemq.stop().success());
+}

@@ -521,12 +521,17 @@ async fn token_guards_everything_but_health_and_cors_answers_browsers() {
         401,
         "unencoded, + is a space and & ends the value"
     );
-    for open in [
-        "/health",
-        "/metrics",
-        "/health/mqtt-monitor",
-        "/api/health/",
-    ] {
+    // `/metrics` needs the token too (unless `[http] metrics_public = true`).
+    let metrics = client.get(edgemq.url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status().as_u16(), 401);
+    let metrics = client
+        .get(edgemq.url("/metrics"))
+        .bearer_auth("s3cret+&=")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status().as_u16(), 200);
+    for open in ["/health", "/health/mqtt-monitor", "/api/health/"] {
         assert_eq!(
             client
                 .get(edgemq.url(open))

@@ -6,6 +6,7 @@ mod error;
 mod health;
 mod idle;
 mod live;
+mod login;
 mod params;
 mod seeds;
 mod server;
@@ -14,10 +15,8 @@ mod v1;
 use crate::ingest::Intake;
 use crate::metrics::Metrics;
 use crate::query::Db;
-use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 use error::ApiError;
@@ -37,6 +36,8 @@ pub struct HttpSection {
     pub listen: SocketAddr,
     /// When set, every endpoint but the health checks needs `Authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// `/metrics` open to all, even with a token or logins.
+    pub metrics_public: bool,
     /// Origins allowed to call the API from a browser; `"*"` allows any.
     pub cors_origins: Vec<String>,
     /// Connections served at once; more are closed as they come (and counted).
@@ -80,6 +81,7 @@ impl Default for HttpSection {
         HttpSection {
             listen: "0.0.0.0:8000".parse().expect("built-in address"),
             token: None,
+            metrics_public: false,
             cors_origins: vec!["*".to_string()],
             max_connections: 1024,
             header_read_timeout: Duration::from_secs(10),
@@ -101,6 +103,10 @@ pub struct AppState {
     /// `[store] queue_capacity`: /health is degraded when the queue is nearly full.
     pub queue_capacity: usize,
     pub token: Option<Arc<str>>,
+    /// The MQTT logins, for HTTP Basic (reloaded on SIGHUP).
+    pub logins: Arc<crate::reload::Live<crate::auth::Logins>>,
+    /// `/metrics` without a login.
+    pub metrics_public: bool,
     /// Live events for the dashboard.
     pub live: tokio::sync::broadcast::Sender<crate::notify::LiveEvent>,
     /// Says when edgemq is stopping: long-lived responses end.
@@ -121,14 +127,26 @@ fn both<S: Clone + Send + Sync + 'static>(
 }
 
 pub fn router(state: AppState, cors_origins: &[String]) -> Router {
-    let open = Router::new()
+    let mut open = Router::new()
+        .route("/health", get(health::health))
+        .route("/health/mqtt-monitor", get(seeds::mqtt_monitor));
+    open = both(open, "/api/health", get(seeds::api_health));
+    let pages = Router::new()
         .route("/", get(live::index))
         .route("/dashboard/app.js", get(live::script))
         .route("/dashboard/style.css", get(live::style))
-        .route("/health", get(health::health))
-        .route("/metrics", get(health::metrics))
-        .route("/health/mqtt-monitor", get(seeds::mqtt_monitor));
-    let open = both(open, "/api/health", get(seeds::api_health));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            login::require_page,
+        ));
+    let metrics = Router::new().route("/metrics", get(health::metrics));
+    let metrics = match state.metrics_public {
+        true => metrics,
+        false => metrics.route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            login::require_api,
+        )),
+    };
 
     let mut api = Router::new()
         .route("/status-count", get(seeds::status_count))
@@ -155,9 +173,14 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
     api = both(api, "/api/telemetry", get(seeds::api_telemetry));
     api = both(api, "/api/stats/avg", get(seeds::api_stats_avg));
     api = both(api, "/api/alerts", get(seeds::api_alerts));
-    let api = api.route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let api = api.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        login::require_api,
+    ));
 
-    open.merge(api)
+    open.merge(pages)
+        .merge(metrics)
+        .merge(api)
         .fallback(not_found)
         .layer(cors(cors_origins))
         .with_state(state)
@@ -173,37 +196,6 @@ fn cors(origins: &[String]) -> CorsLayer {
         .allow_origin(allow)
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-}
-
-async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let Some(token) = &state.token {
-        // A browser's EventSource cannot set headers, so `?access_token=` is accepted too.
-        let from_query =
-            axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(
-                request.uri(),
-            )
-            .ok()
-            .and_then(|q| q.0.get("access_token").cloned());
-        let from_header = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::to_string);
-        let given = from_header.or(from_query);
-        if given.as_deref() != Some(&**token) {
-            let mut response = ApiError {
-                status: axum::http::StatusCode::UNAUTHORIZED,
-                detail: "this endpoint needs `Authorization: Bearer <token>` ([http] token)".into(),
-            }
-            .into_response();
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return response;
-        }
-    }
-    next.run(request).await
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
