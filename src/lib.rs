@@ -34,6 +34,7 @@ pub mod ingest;
 pub mod listen;
 pub mod logging;
 pub mod metrics;
+pub mod mosquitto_conf;
 pub mod notify;
 pub mod query;
 pub mod reload;

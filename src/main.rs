@@ -15,6 +15,10 @@ struct Cli {
     /// Config file [default: ./rumqttd.toml when present, otherwise built-in defaults]
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// A Mosquitto configuration file (mosquitto.conf), read unchanged: listeners, logins, ACLs,
+    /// TLS, limits, persistence, logging [config: mqtt.mosquitto_conf]
+    #[arg(short = 'c', long = "mosquitto-conf", value_name = "FILE")]
+    mosquitto_conf: Option<PathBuf>,
     /// SQLite database path [config: store.path; default: ./edgemq.db]
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
@@ -43,8 +47,8 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match load(&cli) {
-        Ok(config) => config,
+    let (config, warnings) = match load(&cli) {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("edgemq: {e}");
             return ExitCode::from(2);
@@ -57,6 +61,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -80,8 +87,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// The config file (explicit, or `./rumqttd.toml` when present), then the flags on top.
-fn load(cli: &Cli) -> Result<Config, String> {
+/// The config file (explicit, or `./rumqttd.toml` when present), then a Mosquitto file's
+/// settings, then the flags on top; with the warnings the Mosquitto file gave.
+fn load(cli: &Cli) -> Result<(Config, Vec<String>), String> {
     let default_file = PathBuf::from("rumqttd.toml");
     let mut config = match &cli.config {
         Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
@@ -90,6 +98,14 @@ fn load(cli: &Cli) -> Result<Config, String> {
         }
         None => Config::default(),
     };
+    let mut warnings = Vec::new();
+    if let Some(path) = cli
+        .mosquitto_conf
+        .clone()
+        .or(config.mqtt.mosquitto_conf.clone())
+    {
+        warnings = edgemq::mosquitto_conf::apply(&path, &mut config)?;
+    }
     if let Some(db) = &cli.db {
         config.store.path = db.clone();
     }
@@ -118,5 +134,5 @@ fn load(cli: &Cli) -> Result<Config, String> {
     config
         .validate()
         .map_err(|e| format!("command line: {e}"))?;
-    Ok(config)
+    Ok((config, warnings))
 }

@@ -40,6 +40,8 @@ use sys::SysTree;
 pub struct MqttSection {
     /// MQTT 3.1, 3.1.1 and 5 on this one address.
     pub listen: SocketAddr,
+    /// A Mosquitto configuration file whose MQTT settings apply over these (`-c FILE`).
+    pub mosquitto_conf: Option<std::path::PathBuf>,
     /// Also serve MQTT over WebSockets (subprotocol `mqtt`) on `websocket_listen`.
     pub websocket: bool,
     pub websocket_listen: SocketAddr,
@@ -89,6 +91,7 @@ impl Default for MqttSection {
     fn default() -> Self {
         MqttSection {
             listen: SocketAddr::from(([0, 0, 0, 0], 1883)),
+            mosquitto_conf: None,
             websocket: true,
             websocket_listen: SocketAddr::from(([0, 0, 0, 0], 8083)),
             tls_listen: None,

@@ -58,6 +58,18 @@ impl Edgemq {
     /// The same, run by a wrapper command (such as `prlimit --nofile=256:256 --`).
     pub fn start_under(wrapper: &[&str], dir: &Path, extra: &[&str]) -> Edgemq {
         let db = dir.join("edgemq.db");
+        let args = [&["--db", db.to_str().unwrap()][..], &EPHEMERAL, extra].concat();
+        Edgemq::spawn(wrapper, dir, db.clone(), &args)
+    }
+
+    /// edgemq with only these arguments (and an ephemeral HTTP port): its listeners and
+    /// database are where `args` (a Mosquitto file, say) put them, `db` among them.
+    pub fn start_as_configured(dir: &Path, db: PathBuf, args: &[&str]) -> Edgemq {
+        let args = [args, &["--http", "127.0.0.1:0"]].concat();
+        Edgemq::spawn(&[], dir, db, &args)
+    }
+
+    fn spawn(wrapper: &[&str], dir: &Path, db: PathBuf, args: &[&str]) -> Edgemq {
         let mut command = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut command = Command::new(program);
@@ -68,10 +80,8 @@ impl Edgemq {
         };
         let mut child = command
             .current_dir(dir)
-            .args(["--db", db.to_str().unwrap()])
-            .args(EPHEMERAL)
             .args(["--log-level", "info"])
-            .args(extra)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -97,7 +107,10 @@ impl Edgemq {
                 panic!("edgemq did not start: {:?}", log.lock().unwrap())
             });
         let addr = |key: &str| -> SocketAddr {
-            let start = ready.find(&format!(" {key}=")).unwrap() + key.len() + 2;
+            let Some(at) = ready.find(&format!(" {key}=")) else {
+                return SocketAddr::from(([0, 0, 0, 0], 0)); // not listening
+            };
+            let start = at + key.len() + 2;
             let rest = &ready[start..];
             rest[..rest.find(' ').unwrap_or(rest.len())]
                 .parse()
