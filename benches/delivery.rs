@@ -296,14 +296,7 @@ async fn publish_on(
         }
         client
     });
-    let mut acked = 0;
-    while acked < count {
-        match events.poll().await {
-            Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
-            Ok(_) => {}
-            Err(e) => panic!("publisher {publisher}: {e}"),
-        }
-    }
+    support::acknowledged(&mut events, count, publisher).await;
     let client = sender.await.unwrap();
     let _ = client.disconnect().await;
     let _ = tokio::time::timeout(Duration::from_millis(500), events.poll()).await;

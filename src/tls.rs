@@ -25,6 +25,8 @@ pub struct TlsSection {
     pub keyfile: Option<PathBuf>,
     /// Certificate authorities that sign client certificates (PEM).
     pub cafile: Option<PathBuf>,
+    /// A directory of such certificates (PEM files), beside or instead of `cafile`.
+    pub capath: Option<PathBuf>,
     /// Refuse clients without a valid certificate (Mosquitto's option).
     pub require_certificate: bool,
     /// The client certificate's common name is its username (no password asked).
@@ -46,8 +48,10 @@ impl TlsSection {
         if self.certfile.is_some() != self.keyfile.is_some() {
             return Err(format!("{section}: certfile and keyfile go together"));
         }
-        if self.require_certificate && self.cafile.is_none() {
-            return Err(format!("{section}.require_certificate: needs a cafile"));
+        if self.require_certificate && self.cafile.is_none() && self.capath.is_none() {
+            return Err(format!(
+                "{section}.require_certificate: needs a cafile or capath"
+            ));
         }
         let identity = self.use_identity_as_username || self.use_subject_as_username;
         if identity && !self.require_certificate {
@@ -83,14 +87,8 @@ impl TlsSection {
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(versions)
             .map_err(|e| e.to_string())?;
-        let builder = match &self.cafile {
-            Some(cafile) => {
-                let mut roots = RootCertStore::empty();
-                for cert in certificates(cafile)? {
-                    roots
-                        .add(cert)
-                        .map_err(|e| format!("{}: {e}", cafile.display()))?;
-                }
+        let builder = match self.client_cas()? {
+            Some(roots) => {
                 let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider);
                 let verifier = match self.require_certificate {
                     true => verifier.build(),
@@ -109,6 +107,34 @@ impl TlsSection {
             config.alpn_protocols = vec![b"http/1.1".to_vec()];
         }
         Ok(config)
+    }
+}
+
+impl TlsSection {
+    /// The authorities of `cafile` and `capath` (every PEM file in it), if either is given.
+    fn client_cas(&self) -> Result<Option<RootCertStore>, String> {
+        let mut files: Vec<PathBuf> = self.cafile.iter().cloned().collect();
+        if let Some(dir) = &self.capath {
+            let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let mut in_dir: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            in_dir.sort();
+            files.extend(in_dir);
+        }
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let mut roots = RootCertStore::empty();
+        for file in &files {
+            for cert in certificates(file)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("{}: {e}", file.display()))?;
+            }
+        }
+        Ok(Some(roots))
     }
 }
 

@@ -80,13 +80,24 @@ fn mqtt_and_https_over_tls_with_the_right_ca_only() {
 
 #[test]
 fn a_client_certificate_is_required_and_names_the_user() {
+    // The client CA as a file, then as a directory of certificates (Mosquitto's capath).
+    for authorities in ["cafile = \"ca.pem\"", "capath = \"cas\""] {
+        client_certificates(authorities);
+    }
+}
+
+fn client_certificates(authorities: &str) {
     let dir = temp_dir();
     certificates(dir.path());
-    let config = "[mqtt]\ntls_listen = \"127.0.0.1:0\"\n\
-                  [auth.users]\nsomeone = \"pw\"\n\
-                  [tls]\ncertfile = \"server.pem\"\nkeyfile = \"server.key\"\ncafile = \"ca.pem\"\n\
-                  require_certificate = true\nuse_identity_as_username = true\n";
-    let edgemq = Edgemq::with_config(dir.path(), config);
+    std::fs::create_dir(dir.path().join("cas")).unwrap();
+    std::fs::copy(dir.path().join("ca.pem"), dir.path().join("cas/ca.pem")).unwrap();
+    let config = format!(
+        "[mqtt]\ntls_listen = \"127.0.0.1:0\"\n\
+         [auth.users]\nsomeone = \"pw\"\n\
+         [tls]\ncertfile = \"server.pem\"\nkeyfile = \"server.key\"\n{authorities}\n\
+         require_certificate = true\nuse_identity_as_username = true\n"
+    );
+    let edgemq = Edgemq::with_config(dir.path(), &config);
     let mqtts = edgemq.listener("mqtts");
     let with_cert = [
         "--cafile",

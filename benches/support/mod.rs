@@ -16,6 +16,8 @@ pub struct Edgemq {
     pub db: PathBuf,
     pub mqtt: SocketAddr,
     pub http: SocketAddr,
+    /// Its ready line, with every listener's address.
+    pub ready: String,
 }
 
 impl Edgemq {
@@ -61,7 +63,17 @@ impl Edgemq {
             http: field("http"),
             child,
             db,
+            ready,
         }
+    }
+
+    /// The address of the listener labelled `label` in the ready line.
+    pub fn listener(&self, label: &str) -> SocketAddr {
+        let key = format!(" {label}=");
+        let rest = &self.ready[self.ready.find(&key).expect("the listener") + key.len()..];
+        rest[..rest.find(' ').unwrap_or(rest.len())]
+            .parse()
+            .unwrap()
     }
 
     pub fn peak_rss_mib(&self) -> f64 {
@@ -133,4 +145,16 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
         return 0;
     }
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Polls a publisher's event loop until `count` PUBACKs came.
+pub async fn acknowledged(events: &mut rumqttc::EventLoop, count: usize, publisher: usize) {
+    let mut acked = 0;
+    while acked < count {
+        match events.poll().await {
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => acked += 1,
+            Ok(_) => {}
+            Err(e) => panic!("publisher {publisher}: {e}"),
+        }
+    }
 }

@@ -78,10 +78,6 @@ const IGNORED: &[(&str, &str)] = &[
 
 /// Options edgemq does not implement, refused with this reason.
 const REFUSED: &[(&str, &str)] = &[
-    (
-        "capath",
-        "not supported: name the CA certificates in one cafile",
-    ),
     ("crlfile", "certificate revocation lists are not supported"),
     ("psk_hint", "TLS pre-shared keys are not supported"),
     ("psk_file", "TLS pre-shared keys are not supported"),
@@ -164,6 +160,7 @@ impl Read {
             "certfile" => self.current(at).tls.certfile = Some(path()),
             "keyfile" => self.current(at).tls.keyfile = Some(path()),
             "cafile" => self.current(at).tls.cafile = Some(path()),
+            "capath" => self.current(at).tls.capath = Some(path()),
             "require_certificate" => self.current(at).tls.require_certificate = boolean(value)?,
             "use_identity_as_username" => {
                 self.current(at).tls.use_identity_as_username = boolean(value)?
