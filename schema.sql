@@ -204,3 +204,11 @@ CREATE TABLE IF NOT EXISTS sessions (
                                       -- saved while connected (edgemq was killed) expires this
                                       -- long after updated_at
 ) WITHOUT ROWID;
+
+-- Each bridge's place in the log: every message up to `acked_through` that its `out` topics
+-- match was acknowledged by the upstream broker. Saved about once a second while it moves.
+CREATE TABLE IF NOT EXISTS bridges (
+    name          TEXT PRIMARY KEY,
+    acked_through INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+) WITHOUT ROWID;

@@ -101,6 +101,14 @@ pub async fn run_telling(
         start_front_door(&config, mqtt, &broker, (&intake, log), &metrics, &stopping)?;
     front_door.restore_sessions(store.sessions);
     start_rpc(&config, broker.rpc_link, &broker.outbox, &metrics)?;
+    let bridges = crate::bridge::Context {
+        log: Db::new(config.store.path.clone()),
+        committed: store.writer.committed(),
+        database: config.store.path.clone(),
+        metrics: metrics.clone(),
+        stopping: stopping.clone(),
+    };
+    crate::bridge::spawn(&config.bridge, bridges);
     let state = AppState {
         sessions: front_door.sessions(),
         metrics: metrics.clone(),

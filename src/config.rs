@@ -39,6 +39,8 @@ pub struct Config {
     pub auth: AuthSection,
     /// Certificates for the MQTT listeners over TLS (`[mqtt] tls_listen`, `websocket_tls_listen`).
     pub tls: crate::tls::TlsSection,
+    /// `[[bridge]]`: upstream brokers the store's messages are forwarded to.
+    pub bridge: Vec<crate::bridge::BridgeSection>,
 }
 
 /// A configuration that cannot be used, said in one line: `file:line: key: what is wrong`.
@@ -104,6 +106,9 @@ impl Config {
         }
         for rpc in &self.rpc {
             rpc.validate()?;
+        }
+        for bridge in &self.bridge {
+            bridge.validate()?;
         }
         self.log.validate()
     }

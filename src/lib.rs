@@ -25,6 +25,7 @@
 pub mod acl;
 pub mod app;
 pub mod auth;
+pub mod bridge;
 pub mod broker;
 pub mod clock;
 pub mod config;

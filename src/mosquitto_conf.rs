@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod bridges;
 mod options;
 
 /// One `listener` (or the default one of `port` / `bind_address`).
@@ -35,6 +36,8 @@ struct Read {
     /// Each login setting with where it was set (with per_listener_settings they must agree).
     auth: Vec<(String, String, String)>,
     log_types: Vec<String>,
+    /// `connection` blocks.
+    bridges: Vec<crate::bridge::BridgeSection>,
     warnings: Vec<String>,
 }
 
@@ -166,6 +169,7 @@ impl Read {
                 config.tls = tls;
             }
         }
+        config.bridge.extend(self.bridges);
         if !self.log_types.is_empty() {
             let debug = self.log_types.iter().any(|t| t == "debug" || t == "all");
             config.log.level = if debug { "debug" } else { "info" }.to_string();

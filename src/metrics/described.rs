@@ -139,6 +139,16 @@ pub const METRICS: &[Metric] = &[
         "Last wills not published because the ACL does not let their client publish there.",
         |m| m.denied_wills.load(Relaxed),
     ),
+    gauge(
+        "edgemq_bridges_connected",
+        "Bridges connected to their upstream broker now.",
+        |m| m.bridges_connected.load(Relaxed),
+    ),
+    counter(
+        "edgemq_bridged_total",
+        "Messages bridges forwarded upstream and had acknowledged (QoS 1) or sent (QoS 0).",
+        |m| m.bridged.load(Relaxed),
+    ),
     counter(
         "edgemq_http_refused_total",
         "HTTP connections closed at once because [http] max_connections were open.",

@@ -48,6 +48,9 @@ pub struct Metrics {
     pub denied_subscriptions: AtomicU64,
     pub denied_deliveries: AtomicU64,
     pub denied_wills: AtomicU64,
+    /// Bridges connected to their upstream now, and messages they forwarded (acknowledged).
+    pub bridges_connected: AtomicU64,
+    pub bridged: AtomicU64,
     /// Things given up on, by reason (`Dropped`).
     pub dropped_by_reason: [AtomicU64; Dropped::ALL.len()],
     /// Messages committed to the `messages` table.
@@ -162,6 +165,8 @@ impl Default for Metrics {
             denied_subscriptions: Default::default(),
             denied_deliveries: Default::default(),
             denied_wills: Default::default(),
+            bridges_connected: Default::default(),
+            bridged: Default::default(),
             http_refused: Default::default(),
             dropped_by_reason: Default::default(),
             stored: Default::default(),

@@ -110,32 +110,6 @@ const REFUSED: &[(&str, &str)] = &[
     ),
 ];
 
-/// Bridge options: the bridge is edgemq's next piece of work.
-const BRIDGE: &[&str] = &[
-    "connection",
-    "address",
-    "addresses",
-    "topic",
-    "cleansession",
-    "keepalive_interval",
-    "restart_timeout",
-    "notifications",
-    "notifications_local_only",
-    "notification_topic",
-    "start_type",
-    "try_private",
-    "round_robin",
-    "idle_timeout",
-    "threshold",
-    "local_clientid",
-    "local_username",
-    "local_password",
-    "remote_clientid",
-    "remote_username",
-    "remote_password",
-    "clientid",
-];
-
 impl Read {
     pub(super) fn option(
         &mut self,
@@ -144,6 +118,9 @@ impl Read {
         at: &str,
         config: &mut Config,
     ) -> Result<(), String> {
+        if self.bridge_option(option, value, at)? {
+            return Ok(());
+        }
         let path = || PathBuf::from(value);
         let m = &mut config.mqtt;
         match option {
@@ -288,10 +265,6 @@ impl Read {
         }
         if let Some((_, why)) = REFUSED.iter().find(|(o, _)| *o == option) {
             return Err(why.to_string());
-        }
-        let bridge = BRIDGE.contains(&option) || option.starts_with("bridge_");
-        if bridge {
-            return Err("bridges are not supported yet".into());
         }
         if option.starts_with("plugin_opt_") || option.starts_with("auth_opt_") {
             return Err("plugins are not supported".into());

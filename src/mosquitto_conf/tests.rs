@@ -79,8 +79,12 @@ fn what_edgemq_does_not_do_is_refused_naming_the_line() {
         "DIR/mosquitto.conf:2: frobnicate: unknown option"
     );
     assert_eq!(
-        refused("connection cloud\naddress 10.0.0.1\n"),
-        "DIR/mosquitto.conf:1: connection: bridges are not supported yet"
+        refused("connection cloud\naddress 10.0.0.1\ntopic cmd/# in 1\n"),
+        "DIR/mosquitto.conf:3: topic: the `in` direction is not built yet: `out` only"
+    );
+    assert_eq!(
+        refused("address 10.0.0.1\n"),
+        "DIR/mosquitto.conf:1: address: a bridge option before any `connection` line"
     );
     assert_eq!(
         refused("listener 1883\nretain_available false\n"),
@@ -90,4 +94,34 @@ fn what_edgemq_does_not_do_is_refused_naming_the_line() {
         .contains(":2: listener: edgemq serves one listener of each kind"));
     assert!(refused("per_listener_settings true\nlistener 1883\npassword_file a\nlistener 1884\nprotocol websockets\npassword_file b\n")
         .contains(":6: password_file: differs from DIR/mosquitto.conf:3"));
+}
+
+#[test]
+fn bridges_are_read_as_mosquitto_writes_them() {
+    let (config, warnings) = read(
+        "listener 1883\n\
+         connection cloud\n\
+         address broker.example.com:8883 backup.example.com\n\
+         topic sensors/# out 1 \"\" site1/\n\
+         topic alerts/# out\n\
+         remote_clientid edge-1\n\
+         remote_username site1\n\
+         remote_password secret\n\
+         cleansession false\n\
+         restart_timeout 10 30\n\
+         try_private true\n",
+    )
+    .unwrap();
+    let bridge = &config.bridge[0];
+    assert_eq!(bridge.name, "cloud");
+    assert_eq!(
+        bridge.addresses,
+        ["broker.example.com:8883", "backup.example.com:1883"]
+    );
+    assert_eq!(bridge.topics[0].remote_prefix, "site1/");
+    assert_eq!((bridge.topics[0].qos, bridge.topics[1].qos), (1, 0));
+    assert_eq!(bridge.remote_clientid.as_deref(), Some("edge-1"));
+    assert_eq!(bridge.restart_timeout, Duration::from_secs(10));
+    assert!(warnings.iter().any(|w| w.contains("try_private: ignored")));
+    assert_eq!(config.validate(), Ok(()));
 }

@@ -631,10 +631,12 @@ pub fn all_in_order(lines: &[String], tags: &[&str], n: usize) {
             .collect();
         let expected: Vec<usize> = (0..n).collect();
         if seen != expected {
-            let missing = expected.iter().filter(|i| !seen.contains(i)).count();
+            let missing: Vec<&usize> = expected.iter().filter(|i| !seen.contains(i)).collect();
             panic!(
-                "{tag}: {} received, {missing} missing, first {:?}",
+                "{tag}: {} received, {} missing (first missing {:?}), first {:?}",
                 seen.len(),
+                missing.len(),
+                &missing[..missing.len().min(5)],
                 &seen[..seen.len().min(5)]
             );
         }

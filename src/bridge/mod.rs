@@ -1,0 +1,177 @@
+//! Bridges to other brokers (`[[bridge]]`, Mosquitto's bridge options): each is one more
+//! reader of the store's log. Its `out` topics are read from the log after its cursor, in id
+//! order, and published upstream with the remote prefix; the cursor advances on the upstream's
+//! PUBACKs and is saved about once a second, so an outage of the upstream, a restart of edgemq
+//! or `kill -9` loses nothing (QoS 1: what was unacknowledged is sent again).
+
+mod cursor;
+mod out;
+
+use crate::metrics::Metrics;
+use crate::query::Db;
+use crate::shutdown::Stopping;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Which way a bridged topic goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Out,
+    In,
+    Both,
+}
+
+/// One `topic PATTERN [out|in|both [QOS [LOCAL_PREFIX REMOTE_PREFIX]]]` line.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeTopic {
+    pub pattern: String,
+    #[serde(default = "out")]
+    pub direction: Direction,
+    #[serde(default)]
+    pub qos: u8,
+    #[serde(default)]
+    pub local_prefix: String,
+    #[serde(default)]
+    pub remote_prefix: String,
+}
+
+fn out() -> Direction {
+    Direction::Out
+}
+
+impl BridgeTopic {
+    fn goes_out(&self) -> bool {
+        matches!(self.direction, Direction::Out | Direction::Both)
+    }
+
+    /// The local filter it forwards: the local prefix and the pattern.
+    fn local_filter(&self) -> String {
+        format!("{}{}", self.local_prefix, self.pattern)
+    }
+
+    /// The upstream topic for local `topic` (which matches `local_filter`).
+    fn remote_topic(&self, topic: &str) -> String {
+        let rest = topic.strip_prefix(&self.local_prefix).unwrap_or(topic);
+        format!("{}{rest}", self.remote_prefix)
+    }
+}
+
+/// `[[bridge]]`: a connection to an upstream broker.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeSection {
+    /// Mosquitto's `connection NAME`.
+    pub name: String,
+    /// `host:port` of the upstream, tried in order (Mosquitto's `address`/`addresses`).
+    pub addresses: Vec<String>,
+    pub topics: Vec<BridgeTopic>,
+    /// The client id upstream; default `edgemq-bridge-<name>`.
+    pub remote_clientid: Option<String>,
+    pub remote_username: Option<String>,
+    pub remote_password: Option<String>,
+    /// Start a clean session upstream on each connect (Mosquitto's `cleansession`).
+    #[serde(default)]
+    pub cleansession: bool,
+    #[serde(default = "keepalive", with = "humantime_serde")]
+    pub keepalive_interval: Duration,
+    /// Wait before connecting again after the upstream went away.
+    #[serde(default = "restart", with = "humantime_serde")]
+    pub restart_timeout: Duration,
+    /// Most messages a second forwarded (a long backlog does not flood the upstream); 0: no
+    /// limit.
+    #[serde(default)]
+    pub max_rate: u32,
+}
+
+fn keepalive() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn restart() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl BridgeSection {
+    pub fn validate(&self) -> Result<(), String> {
+        let at = format!("bridge `{}`", self.name);
+        if self.name.is_empty() || self.addresses.is_empty() {
+            return Err("bridge: needs a name and at least one address".into());
+        }
+        for address in &self.addresses {
+            if host_port(address).is_none() {
+                return Err(format!("{at}: `{address}` is not host:port"));
+            }
+        }
+        if self.topics.is_empty() {
+            return Err(format!("{at}: needs at least one topic"));
+        }
+        for t in &self.topics {
+            if !crate::topic::valid_filter(&t.local_filter()) || t.qos > 1 {
+                return Err(format!(
+                    "{at}: topic `{}`: a valid filter with its prefixes, QoS 0 or 1",
+                    t.pattern
+                ));
+            }
+            if t.direction != Direction::Out {
+                return Err(format!(
+                    "{at}: topic `{}`: only `out` is built so far",
+                    t.pattern
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A bridge with this name and every default (Mosquitto's `connection NAME`).
+    pub fn named(name: &str) -> BridgeSection {
+        BridgeSection {
+            name: name.to_string(),
+            addresses: Vec::new(),
+            topics: Vec::new(),
+            remote_clientid: None,
+            remote_username: None,
+            remote_password: None,
+            cleansession: false,
+            keepalive_interval: keepalive(),
+            restart_timeout: restart(),
+            max_rate: 0,
+        }
+    }
+
+    fn client_id(&self) -> String {
+        self.remote_clientid
+            .clone()
+            .unwrap_or_else(|| format!("edgemq-bridge-{}", self.name))
+    }
+}
+
+/// `host:port`, split.
+fn host_port(address: &str) -> Option<(String, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    Some((
+        host.trim_matches(['[', ']']).to_string(),
+        port.parse().ok()?,
+    ))
+}
+
+/// What every bridge needs from the rest of edgemq.
+#[derive(Clone)]
+pub struct Context {
+    pub log: Arc<Db>,
+    pub committed: watch::Receiver<i64>,
+    pub database: PathBuf,
+    pub metrics: Arc<Metrics>,
+    pub stopping: Stopping,
+}
+
+/// Starts every bridge, each on its own task until the stop.
+pub fn spawn(bridges: &[BridgeSection], context: Context) {
+    for bridge in bridges {
+        tokio::spawn(out::run(bridge.clone(), context.clone()));
+    }
+}
