@@ -107,6 +107,7 @@ pub async fn run_telling(
         database: config.store.path.clone(),
         metrics: metrics.clone(),
         stopping: stopping.clone(),
+        intake: intake.clone(),
     };
     crate::bridge::spawn(&config.bridge, bridges);
     let state = AppState {

@@ -197,3 +197,36 @@ fn kill_9_while_forwarding_a_backlog_loses_nothing() {
     up_sub.nothing_more();
     assert!(edgemq.stop().success());
 }
+
+#[test]
+fn a_command_published_upstream_reaches_a_device_and_does_not_come_back() {
+    let (dir, up_dir, port) = (temp_dir(), temp_dir(), free_port());
+    let config = format!(
+        "[[bridge]]\nname = \"cloud\"\naddresses = [\"127.0.0.1:{port}\"]\nrestart_timeout = \"200ms\"\n\
+         topics = [\n\
+           {{ pattern = \"cmd/#\", direction = \"in\", qos = 1, remote_prefix = \"site1/\" }},\n\
+           {{ pattern = \"#\", direction = \"out\", qos = 1, remote_prefix = \"site1/up/\" }},\n\
+         ]\n"
+    );
+    let (upstream, mut up_sub, edgemq) = bridged(up_dir.path(), port, || {
+        Edgemq::with_config(dir.path(), &config)
+    });
+    let mut device = Sub::start(&edgemq, &["-q", "1", "-t", "cmd/#"]);
+    let sent = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+        .args(["-t", "site1/cmd/relay", "-m", "on"])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    assert_eq!(device.stream(1, Duration::from_secs(10)), ["cmd/relay on"]);
+    // Stored like any message, with the bridge as its client.
+    let rows = rows_eventually(&edgemq.db, "SELECT topic, client_id FROM messages", 1);
+    assert_eq!(rows, [["cmd/relay", "edgemq-bridge-cloud"]]);
+    // `#` goes out, but what came in is not sent back: the next upstream line is a device's.
+    mosquitto_pub(&edgemq, "sensors/x", b"after", &["-q", "1"]);
+    let next = up_sub.stream(2, Duration::from_secs(10));
+    assert_eq!(next, ["site1/cmd/relay on", "site1/up/sensors/x after"]);
+    up_sub.nothing_more();
+    drop(upstream);
+    assert!(edgemq.stop().success());
+}

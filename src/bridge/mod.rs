@@ -5,6 +5,7 @@
 //! or `kill -9` loses nothing (QoS 1: what was unacknowledged is sent again).
 
 mod cursor;
+mod inbound;
 mod out;
 
 use crate::metrics::Metrics;
@@ -47,6 +48,15 @@ fn out() -> Direction {
 impl BridgeTopic {
     fn goes_out(&self) -> bool {
         matches!(self.direction, Direction::Out | Direction::Both)
+    }
+
+    fn comes_in(&self) -> bool {
+        matches!(self.direction, Direction::In | Direction::Both)
+    }
+
+    /// The upstream filter it brings in: the remote prefix and the pattern.
+    fn remote_filter(&self) -> String {
+        format!("{}{}", self.remote_prefix, self.pattern)
     }
 
     /// The local filter it forwards: the local prefix and the pattern.
@@ -117,12 +127,6 @@ impl BridgeSection {
                     t.pattern
                 ));
             }
-            if t.direction != Direction::Out {
-                return Err(format!(
-                    "{at}: topic `{}`: only `out` is built so far",
-                    t.pattern
-                ));
-            }
         }
         Ok(())
     }
@@ -141,6 +145,11 @@ impl BridgeSection {
             restart_timeout: restart(),
             max_rate: 0,
         }
+    }
+
+    /// Its name as the local client of what it brings in.
+    fn local_client_id(&self) -> String {
+        format!("edgemq-bridge-{}", self.name)
     }
 
     fn client_id(&self) -> String {
@@ -167,6 +176,8 @@ pub struct Context {
     pub database: PathBuf,
     pub metrics: Arc<Metrics>,
     pub stopping: Stopping,
+    /// Where what comes in goes to be stored and routed.
+    pub intake: flume::Sender<crate::ingest::Intake>,
 }
 
 /// Starts every bridge, each on its own task until the stop.

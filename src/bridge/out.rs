@@ -6,6 +6,7 @@
 //! (after `kill -9`, what was acknowledged in the last 100 ms too).
 
 use super::cursor::Cursor;
+use super::inbound::Inbound;
 use super::{host_port, BridgeSection, Context};
 use crate::query::log::{self, Logged};
 use rumqttc::{
@@ -78,6 +79,8 @@ fn options(bridge: &BridgeSection, address: &str) -> Option<MqttOptions> {
     options.set_keep_alive(bridge.keepalive_interval.max(Duration::from_secs(5)));
     options.set_clean_session(bridge.cleansession);
     options.set_inflight(100);
+    // What comes in is acknowledged once stored.
+    options.set_manual_acks(true);
     options.set_max_packet_size(1 << 28, 1 << 28);
     if let Some(user) = &bridge.remote_username {
         options.set_credentials(user, bridge.remote_password.clone().unwrap_or_default());
@@ -140,9 +143,14 @@ impl Window {
         self.read_through
     }
 
-    /// A page of the log: what the `out` topics match is taken.
+    /// A page of the log: what the `out` topics match is taken, except what the bridge brought
+    /// in itself.
     fn take(&mut self, bridge: &BridgeSection, rows: Vec<Logged>, through: i64) {
+        let own = bridge.local_client_id();
         for row in rows {
+            if row.client_id.as_deref() == Some(own.as_str()) {
+                continue;
+            }
             let topic = bridge
                 .topics
                 .iter()
@@ -179,6 +187,7 @@ async fn connection(
         Err(why) => return Ended::Lost(acked_through, why),
     };
     tracing::info!("bridge {}: connected to {address}", bridge.name);
+    Inbound::subscribe(bridge, &client);
     context.metrics.bridges_connected.fetch_add(1, Relaxed);
     let ended = forward(
         bridge,
@@ -197,6 +206,7 @@ async fn forward(
     (acked_through, cursor): (i64, &Cursor),
     context: &mut Context,
 ) -> Ended {
+    let mut inbound = Inbound::new(bridge);
     let mut window = Window {
         read_through: acked_through,
         ..Default::default()
@@ -251,6 +261,10 @@ async fn forward(
                         }
                     }
                 }
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    inbound.take(bridge, publish, context).await;
+                    inbound.acknowledge(client, context);
+                }
                 Ok(Event::Incoming(Packet::PubAck(ack))) => {
                     if let Some(id) = window.in_flight.remove(&ack.pkid) {
                         window.acked.insert(id);
@@ -271,6 +285,7 @@ async fn forward(
                 }
             }
             _ = context.committed.changed() => {}
+            _ = inbound.changed(), if inbound.waiting() => inbound.acknowledge(client, context),
             _ = tokio::time::sleep_until(rate_wait.unwrap_or_else(Instant::now)), if rate_wait.is_some() => {}
             _ = tokio::time::sleep_until(saved_at + SAVE_EVERY) => {
                 let through = window.acked_through();

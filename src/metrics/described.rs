@@ -150,6 +150,11 @@ pub const METRICS: &[Metric] = &[
         |m| m.bridged.load(Relaxed),
     ),
     counter(
+        "edgemq_bridged_in_total",
+        "Messages bridges brought in from upstream, stored and acknowledged.",
+        |m| m.bridged_in.load(Relaxed),
+    ),
+    counter(
         "edgemq_http_refused_total",
         "HTTP connections closed at once because [http] max_connections were open.",
         |m| m.http_refused.load(Relaxed),

@@ -51,6 +51,7 @@ pub struct Metrics {
     /// Bridges connected to their upstream now, and messages they forwarded (acknowledged).
     pub bridges_connected: AtomicU64,
     pub bridged: AtomicU64,
+    pub bridged_in: AtomicU64,
     /// Things given up on, by reason (`Dropped`).
     pub dropped_by_reason: [AtomicU64; Dropped::ALL.len()],
     /// Messages committed to the `messages` table.
@@ -167,6 +168,7 @@ impl Default for Metrics {
             denied_wills: Default::default(),
             bridges_connected: Default::default(),
             bridged: Default::default(),
+            bridged_in: Default::default(),
             http_refused: Default::default(),
             dropped_by_reason: Default::default(),
             stored: Default::default(),

@@ -154,9 +154,8 @@ fn topic(value: &str) -> Result<BridgeTopic, String> {
     };
     let direction = match words.get(1).copied() {
         None | Some("out") => Direction::Out,
-        Some("in") | Some("both") => {
-            return Err("the `in` direction is not built yet: `out` only".into())
-        }
+        Some("in") => Direction::In,
+        Some("both") => Direction::Both,
         Some(other) => return Err(format!("`{other}`: out, in or both")),
     };
     let pattern = words.first().map(|w| unquote(w)).unwrap_or_default();

@@ -79,8 +79,8 @@ fn what_edgemq_does_not_do_is_refused_naming_the_line() {
         "DIR/mosquitto.conf:2: frobnicate: unknown option"
     );
     assert_eq!(
-        refused("connection cloud\naddress 10.0.0.1\ntopic cmd/# in 1\n"),
-        "DIR/mosquitto.conf:3: topic: the `in` direction is not built yet: `out` only"
+        refused("connection cloud\naddress 10.0.0.1\ntopic cmd/# sideways 1\n"),
+        "DIR/mosquitto.conf:3: topic: `sideways`: out, in or both"
     );
     assert_eq!(
         refused("address 10.0.0.1\n"),
