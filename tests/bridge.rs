@@ -148,12 +148,30 @@ fn messages_reach_the_upstream_under_its_prefix_across_an_outage_of_it() {
     let b = publish_lines(&edgemq, "sensors/b", "d", N / 2);
     a.join().unwrap();
     b.join().unwrap();
+    // /health says the bridge is down and behind.
+    wait_for_health(&edgemq, "degraded, with a backlog", |h| {
+        h["status"] == "degraded"
+            && h["bridges"]["connected"] == 0
+            && h["bridges"]["backlog"].as_u64() >= Some(N as u64)
+    });
     let _upstream = Upstream::start(up_dir.path(), port);
     // QoS 1: the upstream may send the subscriber again what it had not seen acknowledged when
     // it stopped; the new messages are counted once each.
     let got = first_copies(&mut up_sub, &["c", "d"], N);
     all_in_order(&got, &["c", "d"], N / 2);
+    wait_for_health(&edgemq, "healthy, caught up", |h| {
+        h["status"] == "healthy" && h["bridges"]["backlog"] == 0
+    });
     assert!(edgemq.stop().success());
+}
+
+/// Waits until edgemq's `/health` is as `check` wants it.
+fn wait_for_health(edgemq: &Edgemq, what: &str, check: impl Fn(&serde_json::Value) -> bool) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    wait_for(what, Duration::from_secs(15), || {
+        let health = runtime.block_on(get_json(edgemq, "/health"));
+        check(&health).then_some(()).ok_or(health.to_string())
+    });
 }
 
 #[test]

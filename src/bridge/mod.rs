@@ -159,6 +159,21 @@ impl BridgeSection {
     }
 }
 
+/// One bridge's share of `edgemq_bridge_backlog`.
+#[derive(Default)]
+struct Backlog(u64);
+
+impl Backlog {
+    /// The bridge is `behind` ids of the log now.
+    fn report(&mut self, metrics: &Metrics, behind: i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let behind = behind.max(0) as u64;
+        metrics.bridge_backlog.fetch_add(behind, Relaxed);
+        metrics.bridge_backlog.fetch_sub(self.0, Relaxed);
+        self.0 = behind;
+    }
+}
+
 /// `host:port`, split.
 fn host_port(address: &str) -> Option<(String, u16)> {
     let (host, port) = address.rsplit_once(':')?;
@@ -182,6 +197,11 @@ pub struct Context {
 
 /// Starts every bridge, each on its own task until the stop.
 pub fn spawn(bridges: &[BridgeSection], context: Context) {
+    let configured = bridges.len() as u64;
+    context
+        .metrics
+        .bridges_configured
+        .store(configured, std::sync::atomic::Ordering::Relaxed);
     for bridge in bridges {
         tokio::spawn(out::run(bridge.clone(), context.clone()));
     }

@@ -7,7 +7,7 @@
 
 use super::cursor::Cursor;
 use super::inbound::Inbound;
-use super::{host_port, BridgeSection, Context};
+use super::{host_port, Backlog, BridgeSection, Context};
 use crate::query::log::{self, Logged};
 use rumqttc::{
     AsyncClient, ConnectReturnCode, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS,
@@ -48,9 +48,15 @@ pub async fn run(bridge: BridgeSection, mut context: Context) {
     };
     cursor.save(acked_through).await;
     let mut address = 0;
+    let mut backlog = Backlog::default();
     loop {
+        backlog.report(
+            &context.metrics,
+            *context.committed.borrow() - acked_through,
+        );
         let at = &bridge.addresses[address % bridge.addresses.len()];
-        match connection(&bridge, at, (acked_through, &cursor), &mut context).await {
+        let state = (acked_through, &cursor, &mut backlog);
+        match connection(&bridge, at, state, &mut context).await {
             Ended::Stopped(through) => {
                 cursor.save(through).await;
                 return;
@@ -179,9 +185,10 @@ impl Window {
 async fn connection(
     bridge: &BridgeSection,
     address: &str,
-    (acked_through, cursor): (i64, &Cursor),
+    state: (i64, &Cursor, &mut Backlog),
     context: &mut Context,
 ) -> Ended {
+    let acked_through = state.0;
     let (client, mut events) = match connect(bridge, address).await {
         Ok(connected) => connected,
         Err(why) => return Ended::Lost(acked_through, why),
@@ -189,13 +196,7 @@ async fn connection(
     tracing::info!("bridge {}: connected to {address}", bridge.name);
     Inbound::subscribe(bridge, &client);
     context.metrics.bridges_connected.fetch_add(1, Relaxed);
-    let ended = forward(
-        bridge,
-        (&client, &mut events),
-        (acked_through, cursor),
-        context,
-    )
-    .await;
+    let ended = forward(bridge, (&client, &mut events), state, context).await;
     context.metrics.bridges_connected.fetch_sub(1, Relaxed);
     ended
 }
@@ -203,7 +204,7 @@ async fn connection(
 async fn forward(
     bridge: &BridgeSection,
     (client, events): (&AsyncClient, &mut EventLoop),
-    (acked_through, cursor): (i64, &Cursor),
+    (acked_through, cursor, backlog): (i64, &Cursor, &mut Backlog),
     context: &mut Context,
 ) -> Ended {
     let mut inbound = Inbound::new(bridge);
@@ -289,6 +290,7 @@ async fn forward(
             _ = tokio::time::sleep_until(rate_wait.unwrap_or_else(Instant::now)), if rate_wait.is_some() => {}
             _ = tokio::time::sleep_until(saved_at + SAVE_EVERY) => {
                 let through = window.acked_through();
+                backlog.report(&context.metrics, *context.committed.borrow() - through);
                 if through != saved {
                     cursor.save(through).await;
                     saved = through;

@@ -24,6 +24,9 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
         "unhealthy"
     } else if queue_depth * 10 >= state.queue_capacity as u64 * 9 {
         "degraded"
+    } else if m.bridges_connected.load(Relaxed) < m.bridges_configured.load(Relaxed) {
+        // A bridge is down: nothing is lost (its backlog waits in the store), but it is behind.
+        "degraded"
     } else {
         "healthy"
     };
@@ -53,6 +56,11 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
         "connected_clients": m.connected_clients.load(Relaxed),
         "last_message_time": last_message_time,
         "uptime_seconds": m.started.elapsed().as_secs(),
+        "bridges": {
+            "configured": m.bridges_configured.load(Relaxed),
+            "connected": m.bridges_connected.load(Relaxed),
+            "backlog": m.bridge_backlog.load(Relaxed),
+        },
     });
     (code, Json(body))
 }

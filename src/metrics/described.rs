@@ -149,6 +149,16 @@ pub const METRICS: &[Metric] = &[
         "Messages bridges forwarded upstream and had acknowledged (QoS 1) or sent (QoS 0).",
         |m| m.bridged.load(Relaxed),
     ),
+    gauge(
+        "edgemq_bridges_configured",
+        "Bridges configured ([[bridge]] or `connection` in mosquitto.conf).",
+        |m| m.bridges_configured.load(Relaxed),
+    ),
+    gauge(
+        "edgemq_bridge_backlog",
+        "Ids of the log the bridges have still to forward past, over all bridges.",
+        |m| m.bridge_backlog.load(Relaxed),
+    ),
     counter(
         "edgemq_bridged_in_total",
         "Messages bridges brought in from upstream, stored and acknowledged.",

@@ -52,6 +52,9 @@ pub struct Metrics {
     pub bridges_connected: AtomicU64,
     pub bridged: AtomicU64,
     pub bridged_in: AtomicU64,
+    pub bridges_configured: AtomicU64,
+    /// Ids of the log the bridges still have to read, over all bridges.
+    pub bridge_backlog: AtomicU64,
     /// Things given up on, by reason (`Dropped`).
     pub dropped_by_reason: [AtomicU64; Dropped::ALL.len()],
     /// Messages committed to the `messages` table.
@@ -169,6 +172,8 @@ impl Default for Metrics {
             bridges_connected: Default::default(),
             bridged: Default::default(),
             bridged_in: Default::default(),
+            bridges_configured: Default::default(),
+            bridge_backlog: Default::default(),
             http_refused: Default::default(),
             dropped_by_reason: Default::default(),
             stored: Default::default(),
