@@ -18,9 +18,14 @@ struct Upstream {
 
 impl Upstream {
     fn start(dir: &Path, port: u16) -> Upstream {
+        Upstream::start_with(dir, port, "")
+    }
+
+    /// The same with more configuration lines (for its listener).
+    fn start_with(dir: &Path, port: u16, extra: &str) -> Upstream {
         let conf = dir.join("upstream.conf");
         let config = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+            "listener {port} 127.0.0.1\n{extra}allow_anonymous true\npersistence true\n\
              persistence_location {}/\nmax_queued_messages 0\n",
             dir.display()
         );
@@ -82,15 +87,20 @@ fn bridged(up_dir: &Path, port: u16, start: impl FnOnce() -> Edgemq) -> (Upstrea
     let sub_args = ["-c", "-i", "up-sub", "-q", "1", "-t", "site1/#"];
     let up_sub = Sub::start_on(upstream.addr(), &sub_args);
     let edgemq = start();
+    wait_connected(&edgemq);
+    (upstream, up_sub, edgemq)
+}
+
+/// Waits until edgemq's bridge is connected to its upstream.
+fn wait_connected(edgemq: &Edgemq) {
     wait_for(
         "the bridge to connect",
         Duration::from_secs(10),
-        || match metric(&edgemq, "edgemq_bridges_connected") {
+        || match metric(edgemq, "edgemq_bridges_connected") {
             Ok(1) => Ok(()),
             other => Err(format!("{other:?}")),
         },
     );
-    (upstream, up_sub, edgemq)
 }
 
 /// Lines from `sub` until `n` distinct ones carry one of `tags`; each such line's first copy,
@@ -246,5 +256,34 @@ fn a_command_published_upstream_reaches_a_device_and_does_not_come_back() {
     assert_eq!(next, ["site1/cmd/relay on", "site1/up/sensors/x after"]);
     up_sub.nothing_more();
     drop(upstream);
+    assert!(edgemq.stop().success());
+}
+
+#[test]
+fn a_bridge_reaches_its_upstream_over_tls_with_a_client_certificate() {
+    let (dir, up_dir, port) = (temp_dir(), temp_dir(), free_port());
+    common::certs::certificates(up_dir.path());
+    let d = up_dir.path().display();
+    let tls = format!(
+        "certfile {d}/server.pem\nkeyfile {d}/server.key\ncafile {d}/ca.pem\nrequire_certificate true\n"
+    );
+    let upstream = Upstream::start_with(up_dir.path(), port, &tls);
+    let client = |file: &str| format!("{d}/{file}");
+    let (ca, cert, key) = (client("ca.pem"), client("client.pem"), client("client.key"));
+    let sub_args = [
+        "--cafile", &ca, "--cert", &cert, "--key", &key, "-q", "1", "-t", "site1/#",
+    ];
+    let mut up_sub = Sub::start_on(upstream.addr(), &sub_args);
+    let config = format!(
+        "{}bridge_cafile = \"{ca}\"\nbridge_certfile = \"{cert}\"\nbridge_keyfile = \"{key}\"\n",
+        bridge_config(port)
+    );
+    let edgemq = Edgemq::with_config(dir.path(), &config);
+    wait_connected(&edgemq);
+    mosquitto_pub(&edgemq, "sensors/t", b"over tls", &["-q", "1"]);
+    assert_eq!(
+        up_sub.stream(1, Duration::from_secs(10)),
+        ["site1/sensors/t over tls"]
+    );
     assert!(edgemq.stop().success());
 }

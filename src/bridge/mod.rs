@@ -96,6 +96,11 @@ pub struct BridgeSection {
     /// limit.
     #[serde(default)]
     pub max_rate: u32,
+    /// TLS to the upstream: the CA that signs its certificate (PEM), and this side's
+    /// certificate and key when it asks for one.
+    pub bridge_cafile: Option<PathBuf>,
+    pub bridge_certfile: Option<PathBuf>,
+    pub bridge_keyfile: Option<PathBuf>,
 }
 
 fn keepalive() -> Duration {
@@ -117,6 +122,17 @@ impl BridgeSection {
                 return Err(format!("{at}: `{address}` is not host:port"));
             }
         }
+        if self.bridge_certfile.is_some() != self.bridge_keyfile.is_some() {
+            return Err(format!(
+                "{at}: bridge_certfile and bridge_keyfile go together"
+            ));
+        }
+        if self.bridge_certfile.is_some() && self.bridge_cafile.is_none() {
+            return Err(format!(
+                "{at}: a client certificate needs bridge_cafile (TLS)"
+            ));
+        }
+        self.tls().map_err(|e| format!("{at}: {e}"))?;
         if self.topics.is_empty() {
             return Err(format!("{at}: needs at least one topic"));
         }
@@ -144,7 +160,27 @@ impl BridgeSection {
             keepalive_interval: keepalive(),
             restart_timeout: restart(),
             max_rate: 0,
+            bridge_cafile: None,
+            bridge_certfile: None,
+            bridge_keyfile: None,
         }
+    }
+
+    /// rumqttc's TLS settings for the upstream, when `bridge_cafile` is given.
+    fn tls(&self) -> Result<Option<rumqttc::TlsConfiguration>, String> {
+        let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+        let Some(cafile) = &self.bridge_cafile else {
+            return Ok(None);
+        };
+        let client_auth = match (&self.bridge_certfile, &self.bridge_keyfile) {
+            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+            _ => None,
+        };
+        Ok(Some(rumqttc::TlsConfiguration::Simple {
+            ca: read(cafile)?,
+            alpn: None,
+            client_auth,
+        }))
     }
 
     /// Its name as the local client of what it brings in.

@@ -88,6 +88,9 @@ fn options(bridge: &BridgeSection, address: &str) -> Option<MqttOptions> {
     // What comes in is acknowledged once stored.
     options.set_manual_acks(true);
     options.set_max_packet_size(1 << 28, 1 << 28);
+    if let Ok(Some(tls)) = bridge.tls() {
+        options.set_transport(rumqttc::Transport::tls_with_config(tls));
+    }
     if let Some(user) = &bridge.remote_username {
         options.set_credentials(user, bridge.remote_password.clone().unwrap_or_default());
     }

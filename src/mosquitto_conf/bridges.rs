@@ -7,10 +7,7 @@ use std::time::Duration;
 
 /// Bridge options edgemq does not build yet.
 const NOT_YET: &[(&str, &str)] = &[
-    ("bridge_cafile", "TLS to the upstream is not built yet"),
     ("bridge_capath", "TLS to the upstream is not built yet"),
-    ("bridge_certfile", "TLS to the upstream is not built yet"),
-    ("bridge_keyfile", "TLS to the upstream is not built yet"),
     ("bridge_insecure", "TLS to the upstream is not built yet"),
     ("bridge_identity", "TLS to the upstream is not built yet"),
     ("bridge_psk", "TLS to the upstream is not built yet"),
@@ -91,6 +88,9 @@ impl Read {
                 | "keepalive_interval"
                 | "restart_timeout"
                 | "start_type"
+                | "bridge_cafile"
+                | "bridge_certfile"
+                | "bridge_keyfile"
                 | "bridge_protocol_version"
                 | "max_rate"
         );
@@ -121,6 +121,9 @@ impl Read {
             }
             "topic" => bridge.topics.push(topic(value)?),
             "remote_clientid" | "clientid" => bridge.remote_clientid = Some(value.to_string()),
+            "bridge_cafile" => bridge.bridge_cafile = Some(value.into()),
+            "bridge_certfile" => bridge.bridge_certfile = Some(value.into()),
+            "bridge_keyfile" => bridge.bridge_keyfile = Some(value.into()),
             "remote_username" => bridge.remote_username = Some(value.to_string()),
             "remote_password" => bridge.remote_password = Some(value.to_string()),
             "cleansession" => bridge.cleansession = boolean(value)?,
