@@ -31,11 +31,7 @@ use support::{now_us, peak_rss_mib, percentile, start_mosquitto, Edgemq};
 const PUBLISHERS: usize = 4;
 
 fn main() {
-    let value = |flag: &str| {
-        let args: Vec<String> = std::env::args().collect();
-        let at = args.iter().position(|a| a == flag)?;
-        args.get(at + 1).cloned()
-    };
+    let value = support::flag;
     let backlogs: Vec<usize> = value("--frozen")
         .unwrap_or_else(|| "300000,1000000".into())
         .split(',')

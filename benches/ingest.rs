@@ -328,19 +328,8 @@ fn pub_sub(addr: SocketAddr, args: &Args) -> (f64, usize) {
             }
         }
         let counter = tokio::spawn(async move {
-            let mut got = 0;
-            let mut last = Instant::now();
             let started = Instant::now();
-            while got < total {
-                match tokio::time::timeout(Duration::from_secs(10), events.poll()).await {
-                    Ok(Ok(Event::Incoming(Packet::Publish(_)))) => {
-                        got += 1;
-                        last = Instant::now();
-                    }
-                    Ok(Ok(_)) => {}
-                    _ => break,
-                }
-            }
+            let (got, last) = support::count_arrivals(&mut events, total).await;
             (got, last.duration_since(started))
         });
         let per_client = total / args.clients;

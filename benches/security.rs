@@ -29,11 +29,7 @@ enum Variant {
 }
 
 fn main() {
-    let value = |flag: &str| {
-        let args: Vec<String> = std::env::args().collect();
-        let at = args.iter().position(|a| a == flag)?;
-        args.get(at + 1).cloned()
-    };
+    let value = support::flag;
     let n: usize = value("--messages").map_or(200_000, |v| v.parse().expect("--messages N"));
     let rounds: usize = value("--rounds").map_or(3, |v| v.parse().expect("--rounds N"));
     let variants = [

@@ -96,14 +96,20 @@ pub fn peak_rss_mib(pid: u32) -> f64 {
 /// Mosquitto from Debian's package on a free port of 127.0.0.1, with `extra` configuration
 /// lines; None when it is not installed.
 pub fn start_mosquitto(extra: &str) -> Option<(Child, SocketAddr)> {
+    start_mosquitto_on(free_port()?, extra)
+}
+
+/// A free port of 127.0.0.1 (free when asked).
+pub fn free_port() -> Option<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
+    Some(listener.local_addr().ok()?.port())
+}
+
+/// [`start_mosquitto`] on `port`.
+pub fn start_mosquitto_on(port: u16, extra: &str) -> Option<(Child, SocketAddr)> {
     let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
         .into_iter()
         .find(|p| Path::new(p).exists())?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
     let dir = tempfile::tempdir().ok()?;
     let conf = dir.path().join("mosquitto.conf");
     let config = format!("listener {port} 127.0.0.1\nallow_anonymous true\n{extra}");
@@ -157,4 +163,33 @@ pub async fn acknowledged(events: &mut rumqttc::EventLoop, count: usize, publish
             Err(e) => panic!("publisher {publisher}: {e}"),
         }
     }
+}
+
+/// Counts arriving publishes until `n`, or until none came for 10 s: (how many, when the last
+/// came).
+pub async fn count_arrivals(
+    events: &mut rumqttc::EventLoop,
+    n: usize,
+) -> (usize, std::time::Instant) {
+    use rumqttc::{Event, Packet};
+    let (mut got, mut last) = (0, std::time::Instant::now());
+    while got < n {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), events.poll()).await;
+        match next {
+            Ok(Ok(Event::Incoming(Packet::Publish(_)))) => {
+                got += 1;
+                last = std::time::Instant::now();
+            }
+            Ok(Ok(_)) => {}
+            _ => break,
+        }
+    }
+    (got, last)
+}
+
+/// The value after `--name` on the command line.
+pub fn flag(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == name)?;
+    args.get(at + 1).cloned()
 }

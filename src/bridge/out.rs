@@ -260,7 +260,10 @@ async fn forward(
                 Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
                     if let Some((id, qos)) = window.handed.pop_front() {
                         match qos {
-                            QoS::AtMostOnce => { window.acked.insert(id); }
+                            QoS::AtMostOnce => {
+                                window.acked.insert(id);
+                                window.acked_through();
+                            }
                             _ => { window.in_flight.insert(pkid, id); }
                         }
                     }
@@ -273,6 +276,8 @@ async fn forward(
                     if let Some(id) = window.in_flight.remove(&ack.pkid) {
                         window.acked.insert(id);
                         context.metrics.bridged.fetch_add(1, Relaxed);
+                        // Acknowledged ones leave the window, making room for the next page.
+                        window.acked_through();
                     }
                 }
                 Ok(_) => {}
