@@ -287,3 +287,47 @@ fn a_bridge_reaches_its_upstream_over_tls_with_a_client_certificate() {
     );
     assert!(edgemq.stop().success());
 }
+
+#[test]
+fn two_edge_boxes_bridge_into_one_upstream_under_their_own_prefixes() {
+    let (up_dir, port) = (temp_dir(), free_port());
+    let upstream = Upstream::start(up_dir.path(), port);
+    let mut up_sub = Sub::start_on(
+        upstream.addr(),
+        &["-q", "1", "-t", "site1/#", "-t", "site2/#"],
+    );
+    let boxes: Vec<(tempfile::TempDir, Edgemq)> = ["site1", "site2"]
+        .into_iter()
+        .map(|site| {
+            let dir = temp_dir();
+            // The same bridge name on both, with their own client ids upstream.
+            let config = bridge_config(port)
+                .replace("site1/", &format!("{site}/"))
+                .replace(
+                    "name = \"cloud\"",
+                    &format!("name = \"cloud\"\nremote_clientid = \"{site}\""),
+                );
+            let edgemq = Edgemq::with_config(dir.path(), &config);
+            wait_connected(&edgemq);
+            (dir, edgemq)
+        })
+        .collect();
+    let a = publish_lines(&boxes[0].1, "sensors/x", "one", 1000);
+    let b = publish_lines(&boxes[1].1, "sensors/x", "two", 1000);
+    a.join().unwrap();
+    b.join().unwrap();
+    let got = up_sub.stream(2000, Duration::from_secs(20));
+    let from = |site: &str| {
+        got.iter()
+            .filter(|l| l.starts_with(&format!("{site}/sensors/x ")))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    all_in_order(&from("site1"), &["one"], 1000);
+    all_in_order(&from("site2"), &["two"], 1000);
+    up_sub.nothing_more();
+    for (_, edgemq) in boxes {
+        assert!(edgemq.stop().success());
+    }
+    drop(upstream);
+}

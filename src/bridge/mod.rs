@@ -80,7 +80,8 @@ pub struct BridgeSection {
     /// `host:port` of the upstream, tried in order (Mosquitto's `address`/`addresses`).
     pub addresses: Vec<String>,
     pub topics: Vec<BridgeTopic>,
-    /// The client id upstream; default `edgemq-bridge-<name>`.
+    /// The client id upstream; default `<hostname>.<name>`, as Mosquitto's, so two boxes with
+    /// the same bridge name do not take each other's place.
     pub remote_clientid: Option<String>,
     pub remote_username: Option<String>,
     pub remote_password: Option<String>,
@@ -189,9 +190,12 @@ impl BridgeSection {
     }
 
     fn client_id(&self) -> String {
-        self.remote_clientid
-            .clone()
-            .unwrap_or_else(|| format!("edgemq-bridge-{}", self.name))
+        self.remote_clientid.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            let host = host.trim();
+            let host = if host.is_empty() { "edgemq" } else { host };
+            format!("{host}.{}", self.name)
+        })
     }
 }
 
