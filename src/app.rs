@@ -4,6 +4,8 @@
 //! accepting, let ingest hand everything received to the store, commit it, send the last
 //! acknowledgements, close the database.
 
+mod listeners;
+
 use crate::auth::Logins;
 use crate::broker::{self, Outbox};
 use crate::config::Config;
@@ -20,8 +22,9 @@ use crate::rpc::{self, Rpc};
 use crate::rules::Rules;
 use crate::shutdown::{self, Shutdown, Stopping};
 use crate::store::{self, WriterHandle};
+pub use listeners::Bound;
+use listeners::{Listeners, MqttListener};
 use rumqttd::local::{LinkRx, LinkTx};
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,103 +172,6 @@ pub async fn run_telling(
 pub struct Stopped {
     /// Everything received was stored before edgemq exited.
     pub flushed: bool,
-}
-
-/// An MQTT listening socket: its label, whether it speaks WebSockets, whether TLS.
-struct MqttListener(&'static str, TcpListener, bool, bool);
-
-/// Every listening socket, bound before anything starts.
-struct Listeners {
-    mqtt: Vec<MqttListener>,
-    http: TcpListener,
-}
-
-impl Listeners {
-    async fn bind(config: &Config) -> Result<Listeners, StartError> {
-        let m = &config.mqtt;
-        let wanted = [
-            ("mqtt", Some(m.listen), false, false),
-            (
-                "mqtt-ws",
-                m.websocket.then_some(m.websocket_listen),
-                true,
-                false,
-            ),
-            ("mqtts", m.tls_listen, false, true),
-            ("mqtt-wss", m.websocket_tls_listen, true, true),
-        ];
-        let mut mqtt = Vec::new();
-        for (label, addr, websocket, tls) in wanted {
-            if let Some(addr) = addr {
-                mqtt.push(MqttListener(
-                    label,
-                    bind(label, addr).await?,
-                    websocket,
-                    tls,
-                ));
-            }
-        }
-        Ok(Listeners {
-            mqtt,
-            http: bind("http", config.http.listen).await?,
-        })
-    }
-
-    /// Where each listener is bound (port 0 is a free port now).
-    fn addrs(&self) -> std::io::Result<Bound> {
-        let mqtt = self
-            .mqtt
-            .iter()
-            .map(|l| Ok((l.0, l.1.local_addr()?)))
-            .collect::<std::io::Result<_>>()?;
-        Ok(Bound {
-            mqtt,
-            http: self.http.local_addr()?,
-        })
-    }
-}
-
-/// The bound addresses, labelled as the ready line shows them.
-pub struct Bound {
-    /// `mqtt`, then `mqtt-ws`, `mqtts` and `mqtt-wss` when they are on.
-    pub mqtt: Vec<(&'static str, SocketAddr)>,
-    pub http: SocketAddr,
-}
-
-impl Bound {
-    /// The ready line (tests and scripts read the addresses from it) and the dashboard's URL.
-    fn announce(&self, config: &Config, stored_at_start: u64) {
-        let mqtt: Vec<String> = self
-            .mqtt
-            .iter()
-            .map(|(label, addr)| format!("{label}={addr}"))
-            .collect();
-        tracing::info!(
-            "edgemq ready: {} http={} db={} ({stored_at_start} messages)",
-            mqtt.join(" "),
-            self.http,
-            config.store.path.display()
-        );
-        let host = match self.http.ip() {
-            ip if ip.is_unspecified() => "localhost".to_string(),
-            ip => ip.to_string(),
-        };
-        let scheme = match config.http.tls().is_set() {
-            true => "https",
-            false => "http",
-        };
-        tracing::info!("dashboard: {scheme}://{host}:{}/", self.http.port());
-    }
-}
-
-async fn bind(label: &str, addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            StartError(format!("{label} address {addr} is already in use"))
-        } else {
-            StartError(format!("{label} address {addr} cannot be bound: {e}"))
-        }
-    })
 }
 
 fn rules(config: &Config, state: store::RulesState) -> Rules {
