@@ -175,11 +175,16 @@ impl AclFile {
         Ok(file)
     }
 
-    fn allows(&self, who: Who, topic: &str, access: Access) -> bool {
-        let own = match who.username {
+    /// The lines of `who`'s user block (anonymous clients: those before the first `user`).
+    fn own(&self, who: Who) -> Option<&Vec<Entry>> {
+        match who.username {
             Some(name) => self.users.get(name),
             None => Some(&self.anonymous),
-        };
+        }
+    }
+
+    fn allows(&self, who: Who, topic: &str, access: Access) -> bool {
+        let own = self.own(who);
         for e in own.into_iter().flatten() {
             if topic::matches(&e.filter, topic) {
                 if e.access == 0 {
@@ -215,10 +220,7 @@ impl AclFile {
     }
 
     fn may_ever_read(&self, who: Who, filter: &str) -> bool {
-        let own = match who.username {
-            Some(name) => self.users.get(name),
-            None => Some(&self.anonymous),
-        };
+        let own = self.own(who);
         let readable = |e: &&Entry| e.access & Access::Read as u8 != 0;
         let mine = own.into_iter().flatten().filter(readable);
         let patterns = self.patterns.iter().filter(readable);

@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -30,13 +29,7 @@ impl Upstream {
             dir.display()
         );
         std::fs::write(&conf, config).unwrap();
-        if unsafe { libc::geteuid() } == 0 {
-            let _ = Command::new("chown")
-                .arg("-R")
-                .arg("mosquitto:")
-                .arg(dir)
-                .status();
-        }
+        give_to_mosquitto(dir);
         let child = Command::new("mosquitto")
             .arg("-c")
             .arg(&conf)
@@ -44,11 +37,7 @@ impl Upstream {
             .stderr(Stdio::null())
             .spawn()
             .expect("mosquitto is installed by .ci/run");
-        wait_for("the upstream to listen", Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", port))
-                .map(drop)
-                .map_err(|e| e.to_string())
-        });
+        wait_listening("the upstream to listen", port);
         Upstream { child, port }
     }
 
@@ -70,14 +59,6 @@ impl Drop for Upstream {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// An upstream on `port` with a persistent QoS 1 subscriber on `site1/#` (it keeps its queue

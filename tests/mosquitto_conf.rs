@@ -10,11 +10,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// Debian's mosquitto.conf with its directories moved into `dir`, and `conf.d/edge.conf`.
 fn write_config(dir: &Path, mqtt: u16, ws: u16) -> std::path::PathBuf {
     let debian = std::fs::read_to_string("/etc/mosquitto/mosquitto.conf")
@@ -59,18 +54,7 @@ fn write_config(dir: &Path, mqtt: u16, ws: u16) -> std::path::PathBuf {
     }
     let path = dir.join("mosquitto.conf");
     std::fs::write(&path, main).unwrap();
-    // Started as root, Mosquitto runs as its own user (its `user` option): give it the files.
-    if unsafe { libc::geteuid() } == 0 {
-        let given = Command::new("chown")
-            .arg("-R")
-            .arg("mosquitto:")
-            .arg(dir)
-            .status();
-        assert!(
-            given.is_ok_and(|s| s.success()),
-            "chown to the mosquitto user"
-        );
-    }
+    give_to_mosquitto(dir);
     path
 }
 
@@ -88,11 +72,7 @@ fn debians_mosquitto_conf_with_a_conf_d_file_runs_under_edgemq() {
         .stderr(Stdio::null())
         .spawn()
         .expect("mosquitto");
-    wait_for("Mosquitto to listen", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", mqtt))
-            .map(drop)
-            .map_err(|e| e.to_string())
-    });
+    wait_listening("Mosquitto to listen", mqtt);
     let _ = broker.kill();
     let _ = broker.wait();
     wait_for(

@@ -156,16 +156,20 @@ impl Window {
     /// in itself.
     fn take(&mut self, bridge: &BridgeSection, rows: Vec<Logged>, through: i64) {
         let own = bridge.local_client_id();
+        let outs: Vec<_> = bridge
+            .topics
+            .iter()
+            .filter(|t| t.goes_out())
+            .map(|t| (t.local_filter(), t))
+            .collect();
         for row in rows {
             if row.client_id.as_deref() == Some(own.as_str()) {
                 continue;
             }
-            let topic = bridge
-                .topics
+            let topic = outs
                 .iter()
-                .filter(|t| t.goes_out())
-                .find(|t| crate::topic::matches(&t.local_filter(), &row.topic));
-            if let Some(t) = topic {
+                .find(|(filter, _)| crate::topic::matches(filter, &row.topic));
+            if let Some((_, t)) = topic {
                 let qos = if row.qos.min(t.qos) == 0 {
                     QoS::AtMostOnce
                 } else {

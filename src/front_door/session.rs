@@ -5,23 +5,24 @@
 //! `$SYS` subscriptions are answered here too.
 
 use super::codec::{self, Version};
-use super::connect::{end_link, Client, RECEIVE_MAXIMUM};
+use super::connect::{Client, RECEIVE_MAXIMUM};
 use super::violations;
 use super::Shared;
 
 mod access;
 mod delivery;
 mod inbound;
+mod leave;
 use delivery::{read_page, saved, PageRead, CHECKPOINT_EVERY};
+use leave::End;
 mod outgoing;
 mod replay;
 mod subscriptions;
 mod visible;
 mod writer;
-use crate::ingest::Intake;
 use crate::metrics::Dropped;
 use crate::shutdown::Guard;
-use crate::store::{Receipts, SessionChange};
+use crate::store::Receipts;
 use bytes::BytesMut;
 pub use outgoing::{Delivery, Outgoing, QueueLimits};
 use rumqttd::protocol::{
@@ -41,18 +42,6 @@ pub use visible::restored_view;
 enum Waiting {
     PubAck(u16, PubAckReason),
     PubRec(u16, PubRecReason),
-}
-
-/// How a session ended.
-enum End {
-    /// The client sent DISCONNECT; an MQTT 5 client may still want its will published.
-    Disconnected { with_will: bool },
-    /// The connection broke, timed out or broke the protocol.
-    Lost(String),
-    /// The router ended the link: another connection took over the client id.
-    TakenOver,
-    /// edgemq is shutting down and every acknowledgement has been sent.
-    Shutdown,
 }
 
 pub struct Session {
@@ -273,75 +262,6 @@ impl Session {
         drop(chunks);
         written.finish().await;
         self.finish(end).await;
-    }
-
-    /// Publishes the will when the client left without asking not to, and ends the link.
-    async fn finish(mut self, end: End) {
-        let id = &self.client.client_id;
-        let will = match &end {
-            End::Disconnected { with_will } => *with_will,
-            End::Lost(why) => {
-                tracing::debug!("client {id}: connection lost: {why}");
-                true
-            }
-            End::TakenOver => {
-                tracing::debug!("client {id}: taken over by a new connection");
-                true
-            }
-            End::Shutdown => false,
-        };
-        if will {
-            self.check_will();
-        }
-        let id = &self.client.client_id;
-        let metrics = &self.shared.metrics;
-        match (will, self.client.will.take()) {
-            (true, Some(will)) if will.delay.is_some() && !self.client.clean => {
-                // Held until its delay passes or the session ends, whichever is first.
-                let delay = will.delay.unwrap_or_default();
-                let wait = self.client.expiry.map_or(delay, |e| e.min(delay));
-                let incoming = self.incoming(&will.publish, &will.properties, will.qos, 0, None);
-                let (intake, metrics) = (self.shared.intake.clone(), metrics.clone());
-                let delayed = &self.shared.delayed_wills;
-                delayed.hold(id.clone(), incoming, wait, intake, metrics);
-            }
-            (true, Some(will)) => {
-                let now = crate::clock::now_ms();
-                let incoming = self.incoming(&will.publish, &will.properties, will.qos, now, None);
-                metrics.received.fetch_add(1, Relaxed);
-                // Ingest stores it and hands its copy to the router, as for any publish.
-                if let Err(e) = self.hand_to_ingest(incoming).await {
-                    metrics.dropped(Dropped::WillNotPublished);
-                    tracing::error!("client {id}: last will not stored: {e}");
-                }
-            }
-            (false, Some(_)) if matches!(end, End::Shutdown) => {
-                metrics.dropped(Dropped::WillAtShutdown)
-            }
-            _ => {}
-        }
-        if !matches!(end, End::TakenOver) {
-            end_link(&mut self.client.link_tx).await;
-        }
-        if !matches!(end, End::Shutdown) {
-            // The group's messages this client did not acknowledge go to its other members.
-            self.outgoing.release_shared();
-            self.hand_over_shared();
-        }
-        let left = (!self.client.clean).then(|| self.view(Some(crate::clock::now_ms())));
-        let keep = (!self.client.clean)
-            .then(|| std::mem::replace(&mut self.outgoing, Outgoing::new(1, 0)));
-        let (id, expiry) = (&self.client.client_id, self.client.expiry);
-        let change = match &keep {
-            Some(state) => SessionChange::Save(saved(id, state, expiry, true)),
-            None => SessionChange::End(id.to_string()),
-        };
-        if !matches!(end, End::Shutdown) || keep.is_some() {
-            let _ = self.shared.intake.send_async(Intake::Session(change)).await;
-        }
-        self.shared.sessions.left(id, self.connection, left);
-        self.shared.parked.park(id, self.connection, keep, expiry);
-        self.shared.metrics.connected_clients.fetch_sub(1, Relaxed);
     }
 
     fn write(&mut self, packet: Packet) {

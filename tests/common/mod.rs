@@ -642,3 +642,34 @@ pub fn all_in_order(lines: &[String], tags: &[&str], n: usize) {
         }
     }
 }
+
+/// A free port of 127.0.0.1 (free when asked), for a broker whose config names its port.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Started as root, Mosquitto runs as its own user (its `user` option): it gets `dir`.
+pub fn give_to_mosquitto(dir: &Path) {
+    if unsafe { libc::geteuid() } == 0 {
+        let given = Command::new("chown")
+            .arg("-R")
+            .arg("mosquitto:")
+            .arg(dir)
+            .status();
+        assert!(
+            given.is_ok_and(|s| s.success()),
+            "chown to the mosquitto user"
+        );
+    }
+}
+
+/// Waits until something listens on 127.0.0.1:`port`.
+#[track_caller]
+pub fn wait_listening(what: &str, port: u16) {
+    wait_for(what, Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    });
+}
