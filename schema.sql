@@ -212,3 +212,33 @@ CREATE TABLE IF NOT EXISTS bridges (
     acked_through INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- Webhook calls of rule actions waiting to be sent: written in the transaction that raised or
+-- cleared their alert, deleted once the receiver answers 2xx, or given up on at give_up_at.
+-- Sent in id order per URL, so a receiver gets a raise before its clear.
+CREATE TABLE IF NOT EXISTS webhook_outbox (
+    id              INTEGER PRIMARY KEY,
+    rule            INTEGER NOT NULL,   -- the rule's and the action's place in the configuration
+    action          INTEGER NOT NULL,
+    url             TEXT    NOT NULL,
+    headers         TEXT    NOT NULL,   -- JSON object
+    body            TEXT    NOT NULL,   -- the alert as JSON
+    created_at      INTEGER NOT NULL,
+    give_up_at      INTEGER NOT NULL,
+    timeout_ms      INTEGER NOT NULL,
+    retry_max_ms    INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT
+);
+CREATE INDEX IF NOT EXISTS webhook_outbox_url ON webhook_outbox (url, id);
+
+-- The last value of each thing an on_change rule watches, so that a change across a restart
+-- is seen.
+CREATE TABLE IF NOT EXISTS rule_values (
+    rule       TEXT    NOT NULL,   -- filter|metric|type
+    key        TEXT    NOT NULL,   -- the values of the filter's + levels, joined by /
+    value      TEXT    NOT NULL,   -- JSON
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (rule, key)
+) WITHOUT ROWID;

@@ -24,6 +24,7 @@ fn empty_state() -> RulesState {
         open_alerts: Vec::new(),
         next_alert_id: 1,
         devices: Vec::new(),
+        rule_values: Vec::new(),
     }
 }
 

@@ -82,10 +82,12 @@ pub async fn run_telling(
         tokio::task::block_in_place(|| broker::start(config.id, &config.router, store.retained))?;
     let (live, _) = broadcast::channel(LIVE_EVENTS_QUEUED);
     let notices = notify::spawn(live.clone(), metrics.clone())?;
+    let rules = rules(&config, store.rules_state);
+    let _ = metrics.rules.set(rules.statuses());
     let ingest = Ingest {
         settings: config.ingest.decode_settings().map_err(StartError)?,
         routes: config.routes(),
-        rules: rules(&config, store.rules_state),
+        rules,
         notices,
         fanout: ingest::Fanout::new(
             broker.outbox.clone(),
@@ -113,6 +115,11 @@ pub async fn run_telling(
         intake: intake.clone(),
     };
     crate::bridge::spawn(&config.bridge, bridges);
+    tokio::spawn(crate::webhook::run(
+        config.store.path.clone(),
+        metrics.clone(),
+        stopping.clone(),
+    ));
     let state = AppState {
         sessions: front_door.sessions(),
         metrics: metrics.clone(),

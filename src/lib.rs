@@ -45,3 +45,4 @@ pub mod shutdown;
 pub mod store;
 pub mod tls;
 pub mod topic;
+pub mod webhook;

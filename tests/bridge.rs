@@ -1,65 +1,14 @@
-//! Bridging out to a real upstream broker (Mosquitto, started by the test): what devices publish
-//! to edgemq arrives upstream under the remote prefix, in order per device, and nothing is lost
-//! while the upstream is down or edgemq is killed.
+//! Bridging to a real upstream broker (Mosquitto or RabbitMQ, started by the test): what devices
+//! publish to edgemq arrives upstream under the remote prefix, in order per device, and nothing
+//! is lost while the upstream is down or edgemq is killed; commands come back in.
 
 mod common;
 
+use common::upstream::{Rabbit, Upstream};
 use common::*;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-
-/// Mosquitto on a fixed free port with persistence in `dir`, keeping every queued message.
-struct Upstream {
-    child: Child,
-    port: u16,
-}
-
-impl Upstream {
-    fn start(dir: &Path, port: u16) -> Upstream {
-        Upstream::start_with(dir, port, "")
-    }
-
-    /// The same with more configuration lines (for its listener).
-    fn start_with(dir: &Path, port: u16, extra: &str) -> Upstream {
-        let conf = dir.join("upstream.conf");
-        let config = format!(
-            "listener {port} 127.0.0.1\n{extra}allow_anonymous true\npersistence true\n\
-             persistence_location {}/\nmax_queued_messages 0\n",
-            dir.display()
-        );
-        std::fs::write(&conf, config).unwrap();
-        give_to_mosquitto(dir);
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto is installed by .ci/run");
-        wait_listening("the upstream to listen", port);
-        Upstream { child, port }
-    }
-
-    /// SIGTERM: Mosquitto saves its sessions and queued messages, then exits.
-    fn stop(mut self) {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-    }
-
-    fn addr(&self) -> std::net::SocketAddr {
-        ([127, 0, 0, 1], self.port).into()
-    }
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// An upstream on `port` with a persistent QoS 1 subscriber on `site1/#` (it keeps its queue
 /// while the upstream restarts), and edgemq as `start` starts it, its bridge connected.
@@ -101,6 +50,25 @@ fn first_copies(sub: &mut Sub, tags: &[&str], n: usize) -> Vec<String> {
     firsts
 }
 
+/// Two devices publish `n` messages each at QoS 1: `tags[0]-i` on `sensors/a`, `tags[1]-i` on
+/// `sensors/b`.
+fn two_devices_publish(edgemq: &Edgemq, tags: [&str; 2], n: usize) {
+    let a = publish_lines(edgemq, "sensors/a", tags[0], n);
+    let b = publish_lines(edgemq, "sensors/b", tags[1], n);
+    a.join().unwrap();
+    b.join().unwrap();
+}
+
+/// The next `2 n` lines upstream are both devices' messages under `site1/`, each in order.
+fn arrive_in_order(up_sub: &mut Sub, tags: [&str; 2], n: usize) {
+    let got = up_sub.stream(2 * n, Duration::from_secs(30));
+    let got: Vec<String> = got
+        .into_iter()
+        .map(|l| l.replacen("site1/sensors/", "sensors/", 1))
+        .collect();
+    all_in_order(&got, &tags, n);
+}
+
 fn bridge_config(port: u16) -> String {
     format!(
         "[[bridge]]\nname = \"cloud\"\naddresses = [\"127.0.0.1:{port}\"]\nrestart_timeout = \"200ms\"\n\
@@ -120,31 +88,30 @@ fn messages_reach_the_upstream_under_its_prefix_across_an_outage_of_it() {
     let (upstream, mut up_sub, edgemq) = bridged(up_dir.path(), port, || {
         Edgemq::start(dir.path(), &["-c", "mosquitto.conf"])
     });
-    // Two devices, and a topic the bridge does not forward.
-    let a = publish_lines(&edgemq, "sensors/a", "a", N / 2);
-    let b = publish_lines(&edgemq, "sensors/b", "b", N / 2);
+    // A topic the bridge does not forward, and two devices.
     mosquitto_pub(&edgemq, "local/only", b"stays here", &["-q", "1"]);
-    a.join().unwrap();
-    b.join().unwrap();
-    let got = up_sub.stream(N, Duration::from_secs(30));
-    let got: Vec<String> = got
-        .into_iter()
-        .map(|l| l.replacen("site1/sensors/", "sensors/", 1))
-        .collect();
-    all_in_order(&got, &["a", "b"], N / 2);
+    two_devices_publish(&edgemq, ["a", "b"], N / 2);
+    arrive_in_order(&mut up_sub, ["a", "b"], N / 2);
 
     // The upstream goes away; devices keep publishing; it comes back: nothing is lost.
     upstream.stop();
-    let a = publish_lines(&edgemq, "sensors/a", "c", N / 2);
-    let b = publish_lines(&edgemq, "sensors/b", "d", N / 2);
-    a.join().unwrap();
-    b.join().unwrap();
-    // /health says the bridge is down and behind.
+    two_devices_publish(&edgemq, ["c", "d"], N / 2);
+    // /health says the bridge is down and behind, and so do its own figures.
     wait_for_health(&edgemq, "degraded, with a backlog", |h| {
         h["status"] == "degraded"
             && h["bridges"]["connected"] == 0
             && h["bridges"]["backlog"].as_u64() >= Some(N as u64)
     });
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let bridges = runtime.block_on(get_json(&edgemq, "/api/v1/bridges"));
+    let cloud = &bridges["items"][0];
+    assert_eq!(
+        (&cloud["name"], &cloud["connected"], &cloud["forwarded"]),
+        (&"cloud".into(), &false.into(), &N.into()),
+        "{bridges}"
+    );
+    assert!(cloud["last_error"].is_string(), "{bridges}");
+    assert_eq!(metric(&edgemq, "edgemq_bridge_up{bridge=\"cloud\"}"), Ok(0));
     let _upstream = Upstream::start(up_dir.path(), port);
     // QoS 1: the upstream may send the subscriber again what it had not seen acknowledged when
     // it stopped; the new messages are counted once each.
@@ -153,6 +120,109 @@ fn messages_reach_the_upstream_under_its_prefix_across_an_outage_of_it() {
     wait_for_health(&edgemq, "healthy, caught up", |h| {
         h["status"] == "healthy" && h["bridges"]["backlog"] == 0
     });
+    assert_eq!(metric(&edgemq, "edgemq_bridge_up{bridge=\"cloud\"}"), Ok(1));
+    assert!(edgemq.stop().success());
+}
+
+#[test]
+fn messages_reach_rabbitmq_across_an_outage_of_it() {
+    const N: usize = 20_000;
+    let (dir, up_dir) = (temp_dir(), temp_dir());
+    let mut rabbit = Rabbit::start(up_dir.path());
+    // A durable queue: it keeps what arrives while the subscriber is away.
+    let sub_args = ["-c", "-i", "up-sub", "-q", "1", "-t", "site1/#"];
+    let mut up_sub = Sub::start_on(rabbit.addr(), &sub_args);
+    let edgemq = Edgemq::with_config(dir.path(), &bridge_config(rabbit.port));
+    wait_connected(&edgemq);
+    two_devices_publish(&edgemq, ["a", "b"], N / 2);
+    arrive_in_order(&mut up_sub, ["a", "b"], N / 2);
+
+    rabbit.stop();
+    two_devices_publish(&edgemq, ["c", "d"], N / 2);
+    wait_for_health(&edgemq, "degraded, with a backlog", |h| {
+        h["status"] == "degraded" && h["bridges"]["backlog"].as_u64() >= Some(N as u64)
+    });
+    rabbit.run();
+    let got = first_copies(&mut up_sub, &["c", "d"], N);
+    all_in_order(&got, &["c", "d"], N / 2);
+    wait_for_health(&edgemq, "healthy, caught up", |h| {
+        h["status"] == "healthy" && h["bridges"]["backlog"] == 0
+    });
+    assert!(edgemq.stop().success());
+}
+
+#[test]
+fn over_mqtt_5_a_topic_bridged_both_ways_under_one_name_does_not_echo() {
+    let (dir, up_dir, port) = (temp_dir(), temp_dir(), free_port());
+    let upstream = Upstream::start(up_dir.path(), port);
+    let mut up_sub = Sub::start_on(upstream.addr(), &["-q", "1", "-t", "cmd/#"]);
+    let config = format!(
+        "[[bridge]]\nname = \"cloud\"\naddresses = [\"127.0.0.1:{port}\"]\n\
+         bridge_protocol_version = \"mqttv50\"\n\
+         topics = [{{ pattern = \"cmd/#\", direction = \"both\", qos = 1 }}]\n"
+    );
+    let edgemq = Edgemq::with_config(dir.path(), &config);
+    wait_connected(&edgemq);
+    let mut device = Sub::start(&edgemq, &["-q", "1", "-t", "cmd/#"]);
+    // Out: it arrives upstream, and No Local keeps the upstream from sending it back.
+    mosquitto_pub(&edgemq, "cmd/local", b"from the edge", &["-q", "1"]);
+    assert_eq!(
+        up_sub.stream(1, Duration::from_secs(10)),
+        ["cmd/local from the edge"]
+    );
+    // In: a command from upstream reaches the device and is not sent back out.
+    let sent = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+        .args(["-t", "cmd/remote", "-m", "from the cloud"])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    assert_eq!(
+        device.stream(2, Duration::from_secs(10)),
+        ["cmd/local from the edge", "cmd/remote from the cloud"]
+    );
+    assert_eq!(
+        up_sub.stream(1, Duration::from_secs(10)),
+        ["cmd/remote from the cloud"]
+    );
+    device.nothing_more();
+    up_sub.nothing_more();
+    let sql = "SELECT topic FROM messages ORDER BY id";
+    let rows = rows_eventually(&edgemq.db, sql, 2);
+    assert_eq!(rows, [["cmd/local"], ["cmd/remote"]], "each stored once");
+    drop(upstream);
+    assert!(edgemq.stop().success());
+}
+
+#[test]
+fn the_bridge_state_is_retained_locally_and_upstream() {
+    let (dir, up_dir, port) = (temp_dir(), temp_dir(), free_port());
+    let upstream = Upstream::start(up_dir.path(), port);
+    let state = ["-q", "1", "-t", "$SYS/broker/connection/#"];
+    let mut up_state = Sub::start_on(upstream.addr(), &state);
+    let config = bridge_config(port).replace(
+        "name = \"cloud\"",
+        "name = \"cloud\"\nremote_clientid = \"edge1\"",
+    );
+    let edgemq = Edgemq::with_config(dir.path(), &config);
+    wait_connected(&edgemq);
+    let connected = "$SYS/broker/connection/edge1/state 1";
+    let gone = "$SYS/broker/connection/edge1/state 0";
+    assert_eq!(up_state.stream(1, Duration::from_secs(10)), [connected]);
+    let mut local = Sub::start(&edgemq, &state);
+    assert_eq!(local.stream(1, Duration::from_secs(10)), [connected]);
+    // Killed: the upstream publishes the bridge's will.
+    edgemq.kill9();
+    assert_eq!(up_state.stream(1, Duration::from_secs(10)), [gone]);
+    // Back, then the upstream goes away: local subscribers are told at once.
+    let edgemq = Edgemq::with_config(dir.path(), &config);
+    wait_connected(&edgemq);
+    assert_eq!(up_state.stream(1, Duration::from_secs(10)), [connected]);
+    let mut local = Sub::start(&edgemq, &state);
+    assert_eq!(local.stream(1, Duration::from_secs(10)), [connected]);
+    upstream.stop();
+    let told = local.stream(1, Duration::from_secs(5));
+    assert_eq!(told, [gone], "the state changed within 5 s");
     assert!(edgemq.stop().success());
 }
 
@@ -175,10 +245,7 @@ fn kill_9_while_forwarding_a_backlog_loses_nothing() {
     });
     // A backlog builds while the upstream is down.
     upstream.stop();
-    let a = publish_lines(&edgemq, "sensors/a", "a", N / 2);
-    let b = publish_lines(&edgemq, "sensors/b", "b", N / 2);
-    a.join().unwrap();
-    b.join().unwrap();
+    two_devices_publish(&edgemq, ["a", "b"], N / 2);
     let _upstream = Upstream::start(up_dir.path(), port);
     // Killed while it forwards: after 10,000 have arrived upstream.
     let mut got = up_sub.stream(10_000, Duration::from_secs(30));

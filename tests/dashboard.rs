@@ -145,8 +145,13 @@ fn row_text(selector: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_devices_charts_and_alerts_live() {
-    let dir = temp_dir();
-    let edgemq = Edgemq::start(dir.path(), &[]);
+    let (dir, up_dir, up_port) = (temp_dir(), temp_dir(), free_port());
+    // A bridge to an upstream that is not there yet.
+    let bridge = format!(
+        "[[bridge]]\nname = \"cloud\"\naddresses = [\"127.0.0.1:{up_port}\"]\n\
+         restart_timeout = \"200ms\"\ntopics = [{{ pattern = \"#\" }}]\n"
+    );
+    let edgemq = Edgemq::with_config(dir.path(), &bridge);
     // A device with history, so the chart has points from the start.
     let now = chrono::Utc::now().timestamp_millis();
     for k in 0..5 {
@@ -268,6 +273,22 @@ async fn the_dashboard_shows_devices_charts_and_alerts_live() {
             "{}.includes('panel/# (QoS 1)')",
             row_text("tr[data-client='panel-watcher']")
         ),
+    )
+    .await;
+
+    // The bridges panel shows the bridge down and why, then connected once its upstream is.
+    let bridge_row = row_text("tr[data-bridge='cloud']");
+    until(
+        &client,
+        "the bridge down",
+        &format!("{bridge_row}.includes('down: cannot connect')"),
+    )
+    .await;
+    let _upstream = common::upstream::Upstream::start(up_dir.path(), up_port);
+    until(
+        &client,
+        "the bridge connected",
+        &format!("{bridge_row}.includes('connected')"),
     )
     .await;
 

@@ -617,6 +617,8 @@ async fn the_openapi_document_matches_what_is_served() {
         "/api/v1/alerts/{id}",
         "/api/v1/alerts/{id}/clear",
         "/api/v1/dead-letters",
+        "/api/v1/bridges",
+        "/api/v1/rules",
         "/api/v1/sessions",
         "/api/v1/sessions/{id}",
         "/api/v1/events",

@@ -4,11 +4,12 @@
 //! once it is committed. What came in is never sent back out (the `out` direction leaves out
 //! the bridge's own messages), so `both` cannot loop.
 
+use super::upstream::{Client, Received};
 use super::{BridgeSection, BridgeTopic, Context};
 use crate::ingest::{Incoming, Intake};
+use crate::metrics::BridgeStatus;
 use crate::store::{Publisher, Receipts};
 use bytes::Bytes;
-use rumqttc::{AsyncClient, Publish, QoS};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -17,31 +18,27 @@ use std::sync::Arc;
 pub struct Inbound {
     receipts: Arc<Receipts>,
     last_seq: u64,
-    waiting: VecDeque<(u64, Publish)>,
+    waiting: VecDeque<(u64, Received)>,
     /// The bridge's own name as a local client.
     local: Arc<str>,
+    status: Arc<BridgeStatus>,
 }
 
 impl Inbound {
-    pub fn new(bridge: &BridgeSection) -> Inbound {
+    pub fn new(bridge: &BridgeSection, status: Arc<BridgeStatus>) -> Inbound {
         Inbound {
             receipts: Arc::new(Receipts::default()),
             last_seq: 0,
             waiting: VecDeque::new(),
             local: Arc::from(bridge.local_client_id()),
+            status,
         }
     }
 
     /// Subscribes upstream to every `in` topic.
-    pub fn subscribe(bridge: &BridgeSection, client: &AsyncClient) {
-        for t in bridge.topics.iter().filter(|t| t.comes_in()) {
-            let qos = if t.qos == 0 {
-                QoS::AtMostOnce
-            } else {
-                QoS::AtLeastOnce
-            };
-            let _ = client.try_subscribe(t.remote_filter(), qos);
-        }
+    pub fn subscribe(bridge: &BridgeSection, client: &Client) {
+        let filters = bridge.topics.iter().filter(|t| t.comes_in());
+        client.subscribe(filters.map(|t| (t.remote_filter(), t.qos)).collect());
     }
 
     /// Whether some acknowledgement waits for a commit.
@@ -54,8 +51,8 @@ impl Inbound {
     }
 
     /// A message from upstream: stored and routed locally, acknowledged once committed.
-    pub async fn take(&mut self, bridge: &BridgeSection, publish: Publish, context: &Context) {
-        let topic = publish.topic.clone();
+    pub async fn take(&mut self, bridge: &BridgeSection, publish: Received, context: &Context) {
+        let topic = publish.topic();
         let Some(local) = bridge
             .topics
             .iter()
@@ -67,19 +64,9 @@ impl Inbound {
             return;
         };
         self.last_seq += 1;
-        let incoming = Incoming {
-            topic: Bytes::from(local),
-            payload: publish.payload.clone(),
-            received_at: crate::clock::now_ms(),
-            properties: None,
-            publisher: Some(Publisher {
-                client_id: self.local.clone(),
-                username: None,
-                qos: publish.qos as u8,
-                retain: publish.retain,
-            }),
-            receipt: Some(self.receipts.receipt(self.last_seq)),
-        };
+        let (qos, retain) = publish.qos_retain();
+        let mut incoming = incoming(local, publish.payload(), &self.local, (qos, retain));
+        incoming.receipt = Some(self.receipts.receipt(self.last_seq));
         context.metrics.received.fetch_add(1, Relaxed);
         if context
             .intake
@@ -92,7 +79,7 @@ impl Inbound {
     }
 
     /// Acknowledges upstream what is committed.
-    pub fn acknowledge(&mut self, client: &AsyncClient, context: &Context) {
+    pub fn acknowledge(&mut self, client: &Client) {
         let committed = self.receipts.committed();
         while self
             .waiting
@@ -100,8 +87,8 @@ impl Inbound {
             .is_some_and(|(seq, _)| *seq <= committed)
         {
             if let Some((_, publish)) = self.waiting.pop_front() {
-                let _ = client.try_ack(&publish);
-                context.metrics.bridged_in.fetch_add(1, Relaxed);
+                client.ack(&publish);
+                self.status.brought_in.fetch_add(1, Relaxed);
             }
         }
     }
@@ -114,4 +101,39 @@ fn local_topic(t: &BridgeTopic, topic: &str) -> Option<String> {
     }
     let rest = topic.strip_prefix(&t.remote_prefix).unwrap_or(topic);
     Some(format!("{}{rest}", t.local_prefix))
+}
+
+/// A message from the bridge's local client `local`: (QoS, retain) as given.
+fn incoming(
+    topic: String,
+    payload: Bytes,
+    local: &Arc<str>,
+    (qos, retain): (u8, bool),
+) -> Incoming {
+    Incoming {
+        topic: Bytes::from(topic),
+        payload,
+        received_at: crate::clock::now_ms(),
+        properties: None,
+        publisher: Some(Publisher {
+            client_id: local.clone(),
+            username: None,
+            qos,
+            retain,
+        }),
+        receipt: None,
+    }
+}
+
+/// Publishes `payload` retained on `topic` locally, from the bridge's local client (its
+/// notification on a `notification_topic` of the user's).
+pub async fn publish_retained(topic: &str, payload: &str, local: &str, context: &Context) {
+    let message = incoming(
+        topic.to_string(),
+        Bytes::from(payload.to_string()),
+        &Arc::from(local),
+        (1, true),
+    );
+    context.metrics.received.fetch_add(1, Relaxed);
+    let _ = context.intake.send_async(Intake::Message(message)).await;
 }

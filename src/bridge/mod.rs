@@ -7,8 +7,11 @@
 mod cursor;
 mod inbound;
 mod out;
+mod status;
+mod upstream;
+mod window;
 
-use crate::metrics::Metrics;
+use crate::metrics::{BridgeStatus, Metrics};
 use crate::query::Db;
 use crate::shutdown::Stopping;
 use serde::Deserialize;
@@ -24,6 +27,15 @@ pub enum Direction {
     Out,
     In,
     Both,
+}
+
+/// `bridge_protocol_version`: the MQTT version spoken upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ProtocolVersion {
+    #[default]
+    Mqttv311,
+    Mqttv50,
 }
 
 /// One `topic PATTERN [out|in|both [QOS [LOCAL_PREFIX REMOTE_PREFIX]]]` line.
@@ -102,6 +114,21 @@ pub struct BridgeSection {
     pub bridge_cafile: Option<PathBuf>,
     pub bridge_certfile: Option<PathBuf>,
     pub bridge_keyfile: Option<PathBuf>,
+    #[serde(default)]
+    pub bridge_protocol_version: ProtocolVersion,
+    /// Mosquitto's `notifications` (on by default): the bridge's state, `1` connected or `0`
+    /// not, retained on `notification_topic` locally and upstream (there as its will).
+    #[serde(default = "yes")]
+    pub notifications: bool,
+    /// Default `$SYS/broker/connection/<remote_clientid>/state`, as Mosquitto's.
+    pub notification_topic: Option<String>,
+    /// The state is published locally only.
+    #[serde(default)]
+    pub notifications_local_only: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn keepalive() -> Duration {
@@ -134,6 +161,11 @@ impl BridgeSection {
             ));
         }
         self.tls().map_err(|e| format!("{at}: {e}"))?;
+        if let Some(topic) = &self.notification_topic {
+            if !crate::topic::valid_name(topic.as_bytes()) {
+                return Err(format!("{at}: notification_topic `{topic}` is not a topic"));
+            }
+        }
         if self.topics.is_empty() {
             return Err(format!("{at}: needs at least one topic"));
         }
@@ -164,6 +196,10 @@ impl BridgeSection {
             bridge_cafile: None,
             bridge_certfile: None,
             bridge_keyfile: None,
+            bridge_protocol_version: ProtocolVersion::default(),
+            notifications: true,
+            notification_topic: None,
+            notifications_local_only: false,
         }
     }
 
@@ -189,6 +225,13 @@ impl BridgeSection {
         format!("edgemq-bridge-{}", self.name)
     }
 
+    /// Where its state is published, when notifications are on.
+    fn notification_topic(&self) -> Option<String> {
+        let default = || format!("$SYS/broker/connection/{}/state", self.client_id());
+        self.notifications
+            .then(|| self.notification_topic.clone().unwrap_or_else(default))
+    }
+
     fn client_id(&self) -> String {
         self.remote_clientid.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
@@ -196,21 +239,6 @@ impl BridgeSection {
             let host = if host.is_empty() { "edgemq" } else { host };
             format!("{host}.{}", self.name)
         })
-    }
-}
-
-/// One bridge's share of `edgemq_bridge_backlog`.
-#[derive(Default)]
-struct Backlog(u64);
-
-impl Backlog {
-    /// The bridge is `behind` ids of the log now.
-    fn report(&mut self, metrics: &Metrics, behind: i64) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let behind = behind.max(0) as u64;
-        metrics.bridge_backlog.fetch_add(behind, Relaxed);
-        metrics.bridge_backlog.fetch_sub(self.0, Relaxed);
-        self.0 = behind;
     }
 }
 
@@ -235,14 +263,19 @@ pub struct Context {
     pub intake: flume::Sender<crate::ingest::Intake>,
 }
 
-/// Starts every bridge, each on its own task until the stop.
+/// Starts every bridge, each on its own task until the stop, and what keeps its backlog
+/// figures up to date.
 pub fn spawn(bridges: &[BridgeSection], context: Context) {
-    let configured = bridges.len() as u64;
-    context
-        .metrics
-        .bridges_configured
-        .store(configured, std::sync::atomic::Ordering::Relaxed);
-    for bridge in bridges {
-        tokio::spawn(out::run(bridge.clone(), context.clone()));
+    let statuses: Vec<Arc<BridgeStatus>> = bridges
+        .iter()
+        .map(|b| {
+            let status = BridgeStatus::new(&b.name, b.client_id(), b.notification_topic());
+            Arc::new(status)
+        })
+        .collect();
+    let _ = context.metrics.bridges.set(statuses.clone());
+    for (bridge, status) in bridges.iter().zip(statuses) {
+        tokio::spawn(status::watch(status.clone(), context.clone()));
+        tokio::spawn(out::run(bridge.clone(), status, context.clone()));
     }
 }

@@ -7,15 +7,15 @@
 
 use super::cursor::Cursor;
 use super::inbound::Inbound;
-use super::{host_port, Backlog, BridgeSection, Context};
+use super::upstream::{self, Client, Events, Happened};
+use super::window::Window;
+use super::{BridgeSection, Context};
+use crate::metrics::BridgeStatus;
 use crate::query::log::{self, Logged};
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS,
-};
-use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -34,284 +34,216 @@ enum Ended {
     Lost(i64, String),
 }
 
-pub async fn run(bridge: BridgeSection, mut context: Context) {
+/// One bridge: its configuration, its state for everyone to see, its cursor.
+struct Bridge {
+    config: BridgeSection,
+    status: Arc<BridgeStatus>,
+    cursor: Cursor,
+}
+
+pub async fn run(config: BridgeSection, status: Arc<BridgeStatus>, mut context: Context) {
+    let name = config.name.clone();
     let head = *context.committed.borrow();
-    let cursor = match Cursor::open(&context.database, &bridge.name) {
+    let cursor = match Cursor::open(&context.database, &name) {
         Ok(cursor) => cursor,
-        Err(e) => return tracing::error!("bridge {}: cannot open its cursor: {e}", bridge.name),
+        Err(e) => return tracing::error!("bridge {name}: cannot open its cursor: {e}"),
     };
     let mut acked_through = match cursor.load().await {
         Ok(Some(saved)) => saved,
         // A new bridge forwards what comes from now on.
         Ok(None) => head,
-        Err(e) => return tracing::error!("bridge {}: cannot read its cursor: {e}", bridge.name),
+        Err(e) => return tracing::error!("bridge {name}: cannot read its cursor: {e}"),
     };
     cursor.save(acked_through).await;
+    let bridge = Bridge {
+        config,
+        status,
+        cursor,
+    };
+    bridge.notify_local(false, &context).await;
     let mut address = 0;
-    let mut backlog = Backlog::default();
     loop {
-        backlog.report(
-            &context.metrics,
-            *context.committed.borrow() - acked_through,
-        );
-        let at = &bridge.addresses[address % bridge.addresses.len()];
-        let state = (acked_through, &cursor, &mut backlog);
-        match connection(&bridge, at, state, &mut context).await {
+        bridge.status.acked_through.store(acked_through, Relaxed);
+        let addresses = &bridge.config.addresses;
+        let at = &addresses[address % addresses.len()];
+        *bridge
+            .status
+            .address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = at.clone();
+        match bridge.connection(at, acked_through, &mut context).await {
             Ended::Stopped(through) => {
-                cursor.save(through).await;
+                bridge.cursor.save(through).await;
                 return;
             }
             Ended::Lost(through, why) => {
                 acked_through = through;
-                cursor.save(through).await;
+                bridge.cursor.save(through).await;
+                bridge.status.failed(&why);
                 tracing::warn!(
-                    "bridge {}: {at}: {why}; trying again in {:?}",
-                    bridge.name,
-                    bridge.restart_timeout
+                    "bridge {name}: {at}: {why}; trying again in {:?}",
+                    bridge.config.restart_timeout
                 );
                 address += 1;
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(bridge.restart_timeout) => {}
+            _ = tokio::time::sleep(bridge.config.restart_timeout) => {}
             _ = context.stopping.wait() => return,
         }
     }
 }
 
-fn options(bridge: &BridgeSection, address: &str) -> Option<MqttOptions> {
-    let (host, port) = host_port(address)?;
-    let mut options = MqttOptions::new(bridge.client_id(), host, port);
-    options.set_keep_alive(bridge.keepalive_interval.max(Duration::from_secs(5)));
-    options.set_clean_session(bridge.cleansession);
-    options.set_inflight(100);
-    // What comes in is acknowledged once stored.
-    options.set_manual_acks(true);
-    options.set_max_packet_size(1 << 28, 1 << 28);
-    if let Ok(Some(tls)) = bridge.tls() {
-        options.set_transport(rumqttc::Transport::tls_with_config(tls));
+impl Bridge {
+    /// The notification topic upstream, unless notifications are off or local only.
+    fn remote_notification(&self) -> Option<String> {
+        (!self.config.notifications_local_only)
+            .then(|| self.status.notification_topic.clone())
+            .flatten()
     }
-    if let Some(user) = &bridge.remote_username {
-        options.set_credentials(user, bridge.remote_password.clone().unwrap_or_default());
-    }
-    Some(options)
-}
 
-/// Connects and waits for the CONNACK.
-async fn connect(
-    bridge: &BridgeSection,
-    address: &str,
-) -> Result<(AsyncClient, EventLoop), String> {
-    let options = options(bridge, address).ok_or("not host:port")?;
-    let (client, mut events) = AsyncClient::new(options, 100);
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), events.poll()).await {
-            Ok(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
-                return match ack.code {
-                    ConnectReturnCode::Success => Ok((client, events)),
-                    ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized => {
-                        Err(format!(
-                            "refused: bad remote_username or remote_password ({:?})",
-                            ack.code
-                        ))
-                    }
-                    code => Err(format!("refused: {code:?}")),
+    /// Connected or not, for everyone to see: the status (and with it `$SYS`), or a retained
+    /// message on a `notification_topic` outside `$SYS`.
+    async fn notify_local(&self, connected: bool, context: &Context) {
+        self.status.connected.store(connected, Relaxed);
+        context.metrics.sys_changed.notify_one();
+        let Some(topic) = &self.status.notification_topic else {
+            return;
+        };
+        if !topic.starts_with("$SYS/") {
+            let payload = if connected { "1" } else { "0" };
+            let local = self.config.local_client_id();
+            super::inbound::publish_retained(topic, payload, &local, context).await;
+        }
+    }
+
+    async fn connection(&self, address: &str, acked_through: i64, context: &mut Context) -> Ended {
+        let name = &self.config.name;
+        let will = self.remote_notification().map(|topic| (topic, "0"));
+        let (client, mut events) = match upstream::connect(&self.config, address, will).await {
+            Ok(connected) => connected,
+            Err(why) => return Ended::Lost(acked_through, why),
+        };
+        tracing::info!("bridge {name}: connected to {address}");
+        let mut window = Window::starting_after(acked_through);
+        if let Some(topic) = self.remote_notification() {
+            if client.try_publish(&topic, 1, true, b"1") {
+                window.handed(None, 1);
+            }
+        }
+        Inbound::subscribe(&self.config, &client);
+        self.notify_local(true, context).await;
+        let ended = self.forward((&client, &mut events), window, context).await;
+        self.notify_local(false, context).await;
+        if let Ended::Stopped(_) = ended {
+            if let Some(topic) = self.remote_notification() {
+                client.try_publish(&topic, 1, true, b"0");
+            }
+            client.disconnect();
+            // Let the notification and the DISCONNECT go out.
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                while events.poll().await.is_ok() {}
+            })
+            .await;
+        }
+        ended
+    }
+
+    async fn forward(
+        &self,
+        (client, events): (&Client, &mut Events),
+        mut window: Window,
+        context: &mut Context,
+    ) -> Ended {
+        let (bridge, status) = (&self.config, &self.status);
+        let mut inbound = Inbound::new(bridge, status.clone());
+        let mut page: Option<Page> = None;
+        let mut saved_at = Instant::now();
+        let mut saved = window.read_through;
+        let (mut second, mut sent_this_second) = (Instant::now(), 0u32);
+        loop {
+            // Hand the client what the rate allows.
+            if second.elapsed() >= Duration::from_secs(1) {
+                (second, sent_this_second) = (Instant::now(), 0);
+            }
+            while bridge.max_rate == 0 || sent_this_second < bridge.max_rate {
+                let Some(next) = window.to_send.front() else {
+                    break;
                 };
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(format!("cannot connect: {e}")),
-            Err(_) => return Err("no CONNACK within 10s".into()),
-        }
-    }
-}
-
-/// What a connection has taken from the log and not yet had acknowledged.
-#[derive(Default)]
-struct Window {
-    /// Ids taken for publishing, in order, until acknowledged.
-    pending: VecDeque<i64>,
-    /// Taken and not yet handed to the client: (id, topic, payload, QoS, retain).
-    to_send: VecDeque<(i64, String, Vec<u8>, QoS, bool)>,
-    /// Handed to the client, waiting for their packet id.
-    handed: VecDeque<(i64, QoS)>,
-    in_flight: HashMap<u16, i64>,
-    acked: HashSet<i64>,
-    /// Everything up to here was read from the log.
-    read_through: i64,
-}
-
-impl Window {
-    /// Every message up to this id was acknowledged (or was not for the upstream).
-    fn acked_through(&mut self) -> i64 {
-        while let Some(front) = self.pending.front() {
-            if !self.acked.remove(front) {
-                return front - 1;
-            }
-            self.pending.pop_front();
-        }
-        self.read_through
-    }
-
-    /// A page of the log: what the `out` topics match is taken, except what the bridge brought
-    /// in itself.
-    fn take(&mut self, bridge: &BridgeSection, rows: Vec<Logged>, through: i64) {
-        let own = bridge.local_client_id();
-        let outs: Vec<_> = bridge
-            .topics
-            .iter()
-            .filter(|t| t.goes_out())
-            .map(|t| (t.local_filter(), t))
-            .collect();
-        for row in rows {
-            if row.client_id.as_deref() == Some(own.as_str()) {
-                continue;
-            }
-            let topic = outs
-                .iter()
-                .find(|(filter, _)| crate::topic::matches(filter, &row.topic));
-            if let Some((_, t)) = topic {
-                let qos = if row.qos.min(t.qos) == 0 {
-                    QoS::AtMostOnce
-                } else {
-                    QoS::AtLeastOnce
-                };
-                self.pending.push_back(row.id);
-                self.to_send.push_back((
-                    row.id,
-                    t.remote_topic(&row.topic),
-                    row.payload,
-                    qos,
-                    row.retain,
-                ));
-            }
-        }
-        self.read_through = through;
-    }
-}
-
-async fn connection(
-    bridge: &BridgeSection,
-    address: &str,
-    state: (i64, &Cursor, &mut Backlog),
-    context: &mut Context,
-) -> Ended {
-    let acked_through = state.0;
-    let (client, mut events) = match connect(bridge, address).await {
-        Ok(connected) => connected,
-        Err(why) => return Ended::Lost(acked_through, why),
-    };
-    tracing::info!("bridge {}: connected to {address}", bridge.name);
-    Inbound::subscribe(bridge, &client);
-    context.metrics.bridges_connected.fetch_add(1, Relaxed);
-    let ended = forward(bridge, (&client, &mut events), state, context).await;
-    context.metrics.bridges_connected.fetch_sub(1, Relaxed);
-    ended
-}
-
-async fn forward(
-    bridge: &BridgeSection,
-    (client, events): (&AsyncClient, &mut EventLoop),
-    (acked_through, cursor, backlog): (i64, &Cursor, &mut Backlog),
-    context: &mut Context,
-) -> Ended {
-    let mut inbound = Inbound::new(bridge);
-    let mut window = Window {
-        read_through: acked_through,
-        ..Default::default()
-    };
-    let mut page: Option<Page> = None;
-    let mut saved_at = Instant::now();
-    let mut saved = acked_through;
-    let (mut second, mut sent_this_second) = (Instant::now(), 0u32);
-    loop {
-        // Hand the client what the rate allows.
-        if second.elapsed() >= Duration::from_secs(1) {
-            (second, sent_this_second) = (Instant::now(), 0);
-        }
-        while bridge.max_rate == 0 || sent_this_second < bridge.max_rate {
-            let Some((id, topic, payload, qos, retain)) = window.to_send.pop_front() else {
-                break;
-            };
-            match client.try_publish(topic.clone(), qos, retain, payload.clone()) {
-                Ok(()) => {
-                    window.handed.push_back((id, qos));
-                    sent_this_second += 1;
-                }
-                Err(_) => {
-                    window.to_send.push_front((id, topic, payload, qos, retain));
+                if !client.try_publish(&next.topic, next.qos, next.retain, &next.payload) {
                     break;
                 }
+                let (id, qos) = (next.id, next.qos);
+                window.to_send.pop_front();
+                window.handed(Some(id), qos);
+                sent_this_second += 1;
             }
-        }
-        let committed = *context.committed.borrow();
-        if page.is_none() && window.pending.len() < WINDOW && committed > window.read_through {
-            let (after, through) = (
-                window.read_through,
-                committed.min(window.read_through + PAGE_IDS),
-            );
-            let db = context.log.clone();
-            page = Some(Box::pin(async move {
-                let rows = db.run(move |conn| log::between(conn, after, through)).await;
-                (rows.map_err(|e| e.to_string()), through)
-            }));
-        }
-        let rate_wait = (bridge.max_rate > 0
-            && sent_this_second >= bridge.max_rate
-            && !window.to_send.is_empty())
-        .then(|| second + Duration::from_secs(1));
-        tokio::select! {
-            event = events.poll() => match event {
-                Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                    if let Some((id, qos)) = window.handed.pop_front() {
-                        match qos {
-                            QoS::AtMostOnce => {
-                                window.acked.insert(id);
-                                window.acked_through();
+            let committed = *context.committed.borrow();
+            if page.is_none() && window.pending() < WINDOW && committed > window.read_through {
+                let after = window.read_through;
+                let through = committed.min(after + PAGE_IDS);
+                let db = context.log.clone();
+                page = Some(Box::pin(async move {
+                    let rows = db.run(move |conn| log::between(conn, after, through)).await;
+                    (rows.map_err(|e| e.to_string()), through)
+                }));
+            }
+            let rate_wait = (bridge.max_rate > 0
+                && sent_this_second >= bridge.max_rate
+                && !window.to_send.is_empty())
+            .then(|| second + Duration::from_secs(1));
+            tokio::select! {
+                event = events.poll() => match event {
+                    Ok(Happened::Sent(pkid)) => {
+                        if window.sent(pkid) {
+                            status.forwarded.fetch_add(1, Relaxed);
+                            window.acked_through();
+                        }
+                    }
+                    Ok(Happened::Message(received)) => {
+                        inbound.take(bridge, received, context).await;
+                        inbound.acknowledge(client);
+                    }
+                    Ok(Happened::Acked(pkid, refused)) => {
+                        if window.acknowledged(pkid) {
+                            match refused {
+                                // Sending it again would be refused again: counted, passed.
+                                Some(why) => {
+                                    status.refused.fetch_add(1, Relaxed);
+                                    tracing::warn!("bridge {}: the upstream refused a message: {why}", bridge.name);
+                                }
+                                None => { status.forwarded.fetch_add(1, Relaxed); }
                             }
-                            _ => { window.in_flight.insert(pkid, id); }
+                            // Acknowledged ones leave the window, making room for the next page.
+                            window.acked_through();
+                        }
+                    }
+                    Ok(Happened::Other) => {}
+                    Err(e) => return Ended::Lost(window.acked_through(), format!("connection lost: {e}")),
+                },
+                (rows, through) = async { page.as_mut().expect("guarded").await }, if page.is_some() => {
+                    page = None;
+                    match rows {
+                        Ok(rows) => window.take(bridge, rows, through),
+                        Err(e) => {
+                            tracing::warn!("bridge {}: reading the log: {e}", bridge.name);
+                            tokio::time::sleep(Duration::from_millis(500)).await;
                         }
                     }
                 }
-                Ok(Event::Incoming(Packet::Publish(publish))) => {
-                    inbound.take(bridge, publish, context).await;
-                    inbound.acknowledge(client, context);
-                }
-                Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                    if let Some(id) = window.in_flight.remove(&ack.pkid) {
-                        window.acked.insert(id);
-                        context.metrics.bridged.fetch_add(1, Relaxed);
-                        // Acknowledged ones leave the window, making room for the next page.
-                        window.acked_through();
+                _ = context.committed.changed() => {}
+                _ = inbound.changed(), if inbound.waiting() => inbound.acknowledge(client),
+                _ = tokio::time::sleep_until(rate_wait.unwrap_or_else(Instant::now)), if rate_wait.is_some() => {}
+                _ = tokio::time::sleep_until(saved_at + SAVE_EVERY) => {
+                    let through = window.acked_through();
+                    status.acked_through.store(through, Relaxed);
+                    if through != saved {
+                        self.cursor.save(through).await;
+                        saved = through;
                     }
+                    saved_at = Instant::now();
                 }
-                Ok(_) => {}
-                Err(e) => return Ended::Lost(window.acked_through(), format!("connection lost: {e}")),
-            },
-            (rows, through) = async { page.as_mut().expect("guarded").await }, if page.is_some() => {
-                page = None;
-                match rows {
-                    Ok(rows) => window.take(bridge, rows, through),
-                    Err(e) => {
-                        tracing::warn!("bridge {}: reading the log: {e}", bridge.name);
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                }
-            }
-            _ = context.committed.changed() => {}
-            _ = inbound.changed(), if inbound.waiting() => inbound.acknowledge(client, context),
-            _ = tokio::time::sleep_until(rate_wait.unwrap_or_else(Instant::now)), if rate_wait.is_some() => {}
-            _ = tokio::time::sleep_until(saved_at + SAVE_EVERY) => {
-                let through = window.acked_through();
-                backlog.report(&context.metrics, *context.committed.borrow() - through);
-                if through != saved {
-                    cursor.save(through).await;
-                    saved = through;
-                }
-                saved_at = Instant::now();
-            }
-            _ = context.stopping.wait() => {
-                let _ = client.try_disconnect();
-                return Ended::Stopped(window.acked_through());
+                _ = context.stopping.wait() => return Ended::Stopped(window.acked_through()),
             }
         }
     }

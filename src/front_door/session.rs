@@ -380,10 +380,19 @@ impl Session {
         match notification {
             Notification::Forward(forward) => self.take(forward),
             Notification::DeviceAck(ack) => match Packet::from(ack) {
-                Packet::SubAck(suback, properties) => self.finish_suback(suback, properties),
+                Packet::SubAck(suback, properties) => {
+                    self.finish_suback(suback, properties);
+                    // Shared groups find their members by the registry's view: it knows at once.
+                    self.shared
+                        .sessions
+                        .refresh(self.view(None), self.connection);
+                }
                 Packet::PingResp(_) => {
                     if let Some((pkid, reasons)) = self.unsubacks.pop_front() {
                         self.write(Packet::UnsubAck(UnsubAck { pkid, reasons }, None));
+                        self.shared
+                            .sessions
+                            .refresh(self.view(None), self.connection);
                     }
                 }
                 // UNSUBACKs are answered on the PINGRESP; the rest acknowledge nothing we sent.

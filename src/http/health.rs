@@ -24,7 +24,7 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
         "unhealthy"
     } else if queue_depth * 10 >= state.queue_capacity as u64 * 9 {
         "degraded"
-    } else if m.bridges_connected.load(Relaxed) < m.bridges_configured.load(Relaxed) {
+    } else if m.bridges().iter().any(|b| !b.connected.load(Relaxed)) {
         // A bridge is down: nothing is lost (its backlog waits in the store), but it is behind.
         "degraded"
     } else {
@@ -57,9 +57,10 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
         "last_message_time": last_message_time,
         "uptime_seconds": m.started.elapsed().as_secs(),
         "bridges": {
-            "configured": m.bridges_configured.load(Relaxed),
-            "connected": m.bridges_connected.load(Relaxed),
-            "backlog": m.bridge_backlog.load(Relaxed),
+            "configured": m.bridges().len(),
+            "connected": m.over_bridges(|b| b.connected.load(Relaxed) as u64),
+            "backlog": m.over_bridges(|b| b.backlog.load(Relaxed)),
+            "behind_seconds": m.bridges().iter().map(|b| b.behind_seconds.load(Relaxed)).max().unwrap_or(0),
         },
     });
     (code, Json(body))

@@ -162,6 +162,8 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/api/v1/alerts/:id", get(v1::alert))
         .route("/api/v1/alerts/:id/clear", post(v1::clear_alert))
         .route("/api/v1/dead-letters", get(v1::dead_letters))
+        .route("/api/v1/bridges", get(v1::bridges))
+        .route("/api/v1/rules", get(v1::rules))
         .route("/api/v1/sessions", get(v1::sessions))
         .route(
             "/api/v1/sessions/:id",

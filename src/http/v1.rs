@@ -237,6 +237,24 @@ pub async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static
 
 pub const OPENAPI: &str = include_str!("openapi.json");
 
+/// `GET /api/v1/rules`: each rule in force (built-in and configured, in the order they are
+/// applied), how often it raised and cleared, and its actions with how often each fired,
+/// delivered and failed.
+pub async fn rules(State(s): State<AppState>) -> Json<Value> {
+    let items: Vec<_> = (s.metrics.rules().iter().enumerate())
+        .map(|(i, r)| r.view(i))
+        .collect();
+    Json(
+        json!({ "items": items, "webhook_outbox": s.metrics.webhook_outbox.load(std::sync::atomic::Ordering::Relaxed) }),
+    )
+}
+
+/// `GET /api/v1/bridges`: each bridge's state, backlog and counts.
+pub async fn bridges(State(s): State<AppState>) -> Json<Value> {
+    let items: Vec<_> = s.metrics.bridges().iter().map(|b| b.view()).collect();
+    Json(json!({ "items": items }))
+}
+
 /// `GET /api/v1/sessions`: every MQTT session, connected or kept, the furthest behind first.
 pub async fn sessions(State(s): State<AppState>) -> Json<Value> {
     Json(json!({ "items": s.sessions.list() }))

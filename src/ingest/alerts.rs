@@ -2,11 +2,12 @@
 //! on `edgemq/alerts/<device_id>/<type>` (QoS 1, the alert as JSON with its `state`), numbered
 //! and stored in the log like any other, so a persistent session gets it after a reconnect or a
 //! restart and a session that fell behind catches up on it. An event raised and cleared at once
-//! (ONLINE) is two messages, raised then cleared.
+//! (ONLINE) is two messages, raised then cleared. The commands rule actions publish go out the
+//! same way.
 
 use super::Incoming;
 use crate::broker::OUTBOX_CLIENT_ID;
-use crate::store::{Alert, AlertChange, Publisher};
+use crate::store::{Alert, AlertChange, Command, Publisher};
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -24,6 +25,19 @@ pub fn messages(change: &AlertChange, received_at: i64) -> Vec<Incoming> {
         .iter()
         .map(|(alert, state)| message(alert, state, received_at, &from))
         .collect()
+}
+
+/// A command a rule's action publishes, from edgemq's own client id.
+pub fn command(command: Command, received_at: i64) -> Incoming {
+    Incoming {
+        publisher: Some(Publisher {
+            client_id: Arc::from(OUTBOX_CLIENT_ID),
+            username: None,
+            qos: command.qos,
+            retain: command.retain,
+        }),
+        ..Incoming::new(command.topic, command.payload, received_at)
+    }
 }
 
 fn message(alert: &Alert, state: &str, received_at: i64, from: &Arc<str>) -> Incoming {

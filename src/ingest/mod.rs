@@ -309,16 +309,28 @@ impl Ingest {
         store.send(StoreOp::Batch(Box::new(batch))).is_ok()
     }
 
-    /// Numbers and stores the batch's alert changes as messages, after everything else in it.
+    /// Numbers and stores the batch's alert changes as messages, after everything else in it,
+    /// then the commands rule actions publish (not run through routes and rules again, so
+    /// rules cannot loop).
     fn publish_alerts(&mut self, batch: &mut Batch) {
         let now = now_ms();
-        for change in &batch.alerts {
-            for incoming in alerts::messages(change, now) {
-                let id = self.fanout.number(&incoming);
-                let mut record = incoming.into_record();
-                record.id = id;
-                batch.records.push(record);
+        let alerts = batch.alerts.iter().flat_map(|c| alerts::messages(c, now));
+        let commands = batch.commands.drain(..).map(|c| alerts::command(c, now));
+        let messages: Vec<Incoming> = alerts.chain(commands).collect();
+        for incoming in messages {
+            let id = self.fanout.number(&incoming);
+            if let Some(p) = incoming.publisher.as_ref().filter(|p| p.retain) {
+                batch.retained.push(RetainedChange {
+                    topic: String::from_utf8_lossy(&incoming.topic).into_owned(),
+                    payload: incoming.payload.clone(),
+                    qos: p.qos,
+                    at: incoming.received_at,
+                    properties: None,
+                });
             }
+            let mut record = incoming.into_record();
+            record.id = id;
+            batch.records.push(record);
         }
     }
 

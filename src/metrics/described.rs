@@ -142,27 +142,32 @@ pub const METRICS: &[Metric] = &[
     gauge(
         "edgemq_bridges_connected",
         "Bridges connected to their upstream broker now.",
-        |m| m.bridges_connected.load(Relaxed),
+        |m| m.over_bridges(|b| b.connected.load(Relaxed) as u64),
     ),
     counter(
         "edgemq_bridged_total",
         "Messages bridges forwarded upstream and had acknowledged (QoS 1) or sent (QoS 0).",
-        |m| m.bridged.load(Relaxed),
+        |m| m.over_bridges(|b| b.forwarded.load(Relaxed)),
     ),
     gauge(
         "edgemq_bridges_configured",
         "Bridges configured ([[bridge]] or `connection` in mosquitto.conf).",
-        |m| m.bridges_configured.load(Relaxed),
+        |m| m.bridges().len() as u64,
     ),
     gauge(
         "edgemq_bridge_backlog",
-        "Ids of the log the bridges have still to forward past, over all bridges.",
-        |m| m.bridge_backlog.load(Relaxed),
+        "Messages in the store after the bridges' cursors, over all bridges.",
+        |m| m.over_bridges(|b| b.backlog.load(Relaxed)),
     ),
     counter(
         "edgemq_bridged_in_total",
         "Messages bridges brought in from upstream, stored and acknowledged.",
-        |m| m.bridged_in.load(Relaxed),
+        |m| m.over_bridges(|b| b.brought_in.load(Relaxed)),
+    ),
+    gauge(
+        "edgemq_webhook_outbox",
+        "Webhook calls of rule actions waiting to be sent (or sent again).",
+        |m| m.webhook_outbox.load(Relaxed),
     ),
     counter(
         "edgemq_http_refused_total",
@@ -350,6 +355,8 @@ impl Metrics {
             "Messages per committed batch.",
             &mut out,
         );
+        super::bridges::render(self.bridges(), &mut out);
+        super::rules::render(self.rules(), &mut out);
         out
     }
 
@@ -381,6 +388,7 @@ impl Metrics {
             let topic = format!("$SYS/broker/dropped/{}", why.reason());
             topics.push((topic, dropped(why).to_string()));
         }
+        topics.extend(super::bridges::sys_topics(self.bridges()));
         topics
     }
 }

@@ -3,7 +3,12 @@
 //! Lock-free: atomics only. Each one's name, help text, kind and `$SYS` topics are described
 //! once, in `described`, and both `/metrics` and `$SYS` are made from that description.
 
+mod bridges;
 mod described;
+mod rules;
+
+pub use bridges::{BridgeStatus, BridgeView};
+pub use rules::{ActionStatus, RuleStatus};
 
 pub use described::{Dropped, Kind, Metric, METRICS};
 
@@ -48,13 +53,17 @@ pub struct Metrics {
     pub denied_subscriptions: AtomicU64,
     pub denied_deliveries: AtomicU64,
     pub denied_wills: AtomicU64,
-    /// Bridges connected to their upstream now, and messages they forwarded (acknowledged).
-    pub bridges_connected: AtomicU64,
-    pub bridged: AtomicU64,
-    pub bridged_in: AtomicU64,
-    pub bridges_configured: AtomicU64,
-    /// Ids of the log the bridges still have to read, over all bridges.
-    pub bridge_backlog: AtomicU64,
+    /// Each configured bridge's state, set once at start.
+    pub bridges: std::sync::OnceLock<Vec<std::sync::Arc<BridgeStatus>>>,
+    /// Each rule in force, with its actions' counts, set once at start.
+    pub rules: std::sync::OnceLock<Vec<std::sync::Arc<RuleStatus>>>,
+    /// Webhook calls waiting in the outbox (as the sender last counted them).
+    pub webhook_outbox: AtomicU64,
+    /// Woken when a commit put webhook calls in the outbox.
+    pub webhooks_written: tokio::sync::Notify,
+    /// Woken when something `$SYS` shows changed and should go out before the next interval
+    /// (a bridge connecting or going away).
+    pub sys_changed: tokio::sync::Notify,
     /// Things given up on, by reason (`Dropped`).
     pub dropped_by_reason: [AtomicU64; Dropped::ALL.len()],
     /// Messages committed to the `messages` table.
@@ -169,11 +178,11 @@ impl Default for Metrics {
             denied_subscriptions: Default::default(),
             denied_deliveries: Default::default(),
             denied_wills: Default::default(),
-            bridges_connected: Default::default(),
-            bridged: Default::default(),
-            bridged_in: Default::default(),
-            bridges_configured: Default::default(),
-            bridge_backlog: Default::default(),
+            bridges: Default::default(),
+            rules: Default::default(),
+            webhook_outbox: Default::default(),
+            webhooks_written: Default::default(),
+            sys_changed: Default::default(),
             http_refused: Default::default(),
             dropped_by_reason: Default::default(),
             stored: Default::default(),
@@ -200,6 +209,21 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The configured bridges' states (none before the bridges start).
+    pub fn bridges(&self) -> &[std::sync::Arc<BridgeStatus>] {
+        self.bridges.get().map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The rules in force with their counts (none before ingest starts).
+    pub fn rules(&self) -> &[std::sync::Arc<RuleStatus>] {
+        self.rules.get().map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// Sums `read` over the bridges.
+    pub fn over_bridges(&self, read: impl Fn(&BridgeStatus) -> u64) -> u64 {
+        self.bridges().iter().map(|b| read(b)).sum()
+    }
+
     /// Counts one thing given up on.
     pub fn dropped(&self, why: Dropped) {
         self.dropped_by_reason[why as usize].fetch_add(1, Relaxed);

@@ -2,21 +2,19 @@
 //! (`address`, `topic`, `remote_clientid`, ...) are its own, as `[[bridge]]` in the TOML.
 
 use super::{boolean, number, Read};
-use crate::bridge::{BridgeSection, BridgeTopic, Direction};
+use crate::bridge::{BridgeSection, BridgeTopic, Direction, ProtocolVersion};
 use std::time::Duration;
 
 /// Bridge options edgemq does not build yet.
 const NOT_YET: &[(&str, &str)] = &[
-    ("bridge_capath", "TLS to the upstream is not built yet"),
-    ("bridge_insecure", "TLS to the upstream is not built yet"),
-    ("bridge_identity", "TLS to the upstream is not built yet"),
-    ("bridge_psk", "TLS to the upstream is not built yet"),
-    ("bridge_alpn", "TLS to the upstream is not built yet"),
-    ("notifications", "bridge notifications are not built yet"),
+    ("bridge_capath", "only bridge_cafile is built"),
     (
-        "notification_topic",
-        "bridge notifications are not built yet",
+        "bridge_insecure",
+        "the upstream's certificate is always verified",
     ),
+    ("bridge_identity", "TLS-PSK is not built"),
+    ("bridge_psk", "TLS-PSK is not built"),
+    ("bridge_alpn", "ALPN to the upstream is not built"),
     (
         "round_robin",
         "addresses are tried in order and the bridge stays where it connected",
@@ -26,10 +24,6 @@ const NOT_YET: &[(&str, &str)] = &[
 /// Bridge options that mean nothing here, accepted with a warning.
 const IGNORED: &[(&str, &str)] = &[
     ("try_private", "edgemq connects as a plain client"),
-    (
-        "notifications_local_only",
-        "bridge notifications are not built yet",
-    ),
     (
         "local_clientid",
         "the bridge reads the store, not a local connection",
@@ -52,7 +46,7 @@ const IGNORED: &[(&str, &str)] = &[
     ),
     (
         "bridge_attempt_unsubscribe",
-        "the bridge subscribes to nothing upstream yet",
+        "the bridge never subscribes upstream to `out` topics, so has nothing to unsubscribe",
     ),
     (
         "bridge_outgoing_retain",
@@ -92,6 +86,9 @@ impl Read {
                 | "bridge_certfile"
                 | "bridge_keyfile"
                 | "bridge_protocol_version"
+                | "notifications"
+                | "notification_topic"
+                | "notifications_local_only"
                 | "max_rate"
         );
         let not_yet = NOT_YET.iter().find(|(o, _)| *o == option);
@@ -135,10 +132,16 @@ impl Read {
             }
             "start_type" if value == "automatic" => {}
             "start_type" => return Err(format!("`{value}`: only automatic is built")),
-            "bridge_protocol_version" if value == "mqttv311" || value == "mqttv31" => {}
             "bridge_protocol_version" => {
-                return Err(format!("`{value}`: only mqttv311 is built so far"))
+                bridge.bridge_protocol_version = match value {
+                    "mqttv311" | "mqttv31" => ProtocolVersion::Mqttv311,
+                    "mqttv50" => ProtocolVersion::Mqttv50,
+                    _ => return Err(format!("`{value}`: mqttv31, mqttv311 or mqttv50")),
+                }
             }
+            "notifications" => bridge.notifications = boolean(value)?,
+            "notification_topic" => bridge.notification_topic = Some(value.to_string()),
+            "notifications_local_only" => bridge.notifications_local_only = boolean(value)?,
             _ => bridge.max_rate = number(value)?,
         }
         Ok(true)

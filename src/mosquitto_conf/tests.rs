@@ -83,6 +83,10 @@ fn what_edgemq_does_not_do_is_refused_naming_the_line() {
         "DIR/mosquitto.conf:3: topic: `sideways`: out, in or both"
     );
     assert_eq!(
+        refused("connection c\naddress 10.0.0.1\nbridge_protocol_version mqttv6\n"),
+        "DIR/mosquitto.conf:3: bridge_protocol_version: `mqttv6`: mqttv31, mqttv311 or mqttv50"
+    );
+    assert_eq!(
         refused("address 10.0.0.1\n"),
         "DIR/mosquitto.conf:1: address: a bridge option before any `connection` line"
     );

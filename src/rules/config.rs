@@ -1,11 +1,13 @@
-//! `[[rule]]`: what a rule says (a threshold or an anomaly test on a metric of the topics its
-//! filter matches), its validation, and the built-in rules for the seeds.
+//! `[[rule]]`: what a rule says (a threshold, an anomaly test or a change watch on a metric of
+//! the topics its filter matches, and its actions), its validation, and the built-in rules for
+//! the seeds.
 
+use super::action::Action;
 use crate::topic;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `[[rule]]`: a threshold (`min` and/or `max`) or an anomaly test on a metric.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     /// Topic filter the rule applies to.
@@ -20,11 +22,23 @@ pub struct Rule {
     /// Above this the condition holds.
     pub max: Option<f64>,
     pub anomaly: Option<AnomalyRule>,
+    /// An event (raised and cleared at once) each time the metric's value changes, with the
+    /// old and new value.
+    #[serde(default)]
+    pub on_change: bool,
+    /// With `on_change`: only these raise an event, each named by the values of the filter's
+    /// `+` levels joined by `/` (`ESP32_001/0` for `autocore/ESP32_001/relay/0/status` under
+    /// `autocore/+/relay/+/status`); empty: all.
+    #[serde(default)]
+    pub critical: Vec<String>,
+    /// What it does when its alert is raised or cleared.
+    #[serde(default)]
+    pub action: Vec<Action>,
 }
 
 /// A value more than `k` standard deviations from the moving average of the last `window`
 /// values is an anomaly; tested once `min_samples` values are in.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnomalyRule {
     #[serde(default = "default_window")]
@@ -51,6 +65,23 @@ impl Rule {
         if !topic::valid_filter(&self.filter) {
             return Err(format!("{name}: not a valid MQTT topic filter"));
         }
+        for action in &self.action {
+            action
+                .validate()
+                .map_err(|e| format!("{name}: action: {e}"))?;
+        }
+        if self.on_change {
+            if self.anomaly.is_some() || self.min.is_some() || self.max.is_some() {
+                return Err(format!("{name}: on_change takes no min, max or anomaly"));
+            }
+            if self.metric == "*" {
+                return Err(format!("{name}: on_change watches one metric, not `*`"));
+            }
+            return Ok(());
+        }
+        if !self.critical.is_empty() {
+            return Err(format!("{name}: `critical` is for on_change rules"));
+        }
         match (&self.anomaly, self.min.is_some() || self.max.is_some()) {
             (Some(a), false) => {
                 if a.window < 2 || a.min_samples < 2 || a.min_samples > a.window || a.k <= 0.0 {
@@ -75,6 +106,9 @@ impl Rule {
             return t.clone();
         }
         let metric = self.metric.to_uppercase();
+        if self.on_change {
+            return format!("{metric}_CHANGED");
+        }
         match (self.anomaly.is_some(), self.min, self.max) {
             (true, ..) => "ANOMALY".into(),
             (false, Some(_), Some(_)) => format!("{metric}_OUT_OF_RANGE"),
@@ -98,6 +132,9 @@ fn threshold(
         min,
         max,
         anomaly: None,
+        on_change: false,
+        critical: Vec::new(),
+        action: Vec::new(),
     }
 }
 

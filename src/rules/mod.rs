@@ -3,8 +3,11 @@
 //! and cleared once when it ends; open alerts are reloaded at start-up, so a restart neither
 //! loses nor duplicates one. Runs on the ingest thread: no locks.
 
+pub mod action;
 mod anomaly;
+mod changes;
 mod config;
+mod fire;
 mod presence;
 mod reading;
 
@@ -12,12 +15,16 @@ pub use config::{default_rules, AnomalyRule, Rule};
 pub use reading::{Effect, Reading};
 
 use crate::clock::iso;
+use crate::metrics::{ActionStatus, RuleStatus};
 use crate::store::{Alert, AlertChange, Batch, RulesState, StateChange};
 use crate::topic;
 use anomaly::Window;
+use changes::Changes;
+use fire::{fire, Change};
 use presence::Presence;
 use rustc_hash::FxHashMap;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 /// Open alerts by device; a device has few, so the rest is a short list.
 #[derive(Default)]
@@ -68,6 +75,9 @@ pub struct Rules {
     by_topic: FxHashMap<String, Vec<usize>>,
     presence: Presence,
     next_id: i64,
+    /// Each rule's counts, for `/api/v1/rules` and `/metrics`.
+    statuses: Vec<Arc<RuleStatus>>,
+    changes: Changes,
 }
 
 impl Rules {
@@ -81,18 +91,27 @@ impl Rules {
         for alert in state.open_alerts {
             open.insert(alert);
         }
+        let rules: Vec<(Rule, String)> = rules
+            .into_iter()
+            .map(|r| (r.alert_type(), r))
+            .map(|(t, r)| (r, t))
+            .collect();
+        let statuses = rules.iter().map(|(r, t)| Arc::new(status(r, t))).collect();
         Rules {
-            rules: rules
-                .into_iter()
-                .map(|r| (r.alert_type(), r))
-                .map(|(t, r)| (r, t))
-                .collect(),
+            changes: Changes::load(&rules, state.rule_values),
+            rules,
             open,
             windows: FxHashMap::default(),
             by_topic: FxHashMap::default(),
             presence: Presence::load(state.devices, offline_after),
             next_id: state.next_alert_id,
+            statuses,
         }
+    }
+
+    /// Each rule's counts, in the order of the rules.
+    pub fn statuses(&self) -> Vec<Arc<RuleStatus>> {
+        self.statuses.clone()
     }
 
     /// Applies one decoded message: presence, state, thresholds, anomalies.
@@ -168,6 +187,10 @@ impl Rules {
     ) {
         for i in self.rules_for(topic) {
             let (rule, alert_type) = &self.rules[i];
+            if rule.on_change {
+                self.watch_change(i, (device, topic), fields, now, batch);
+                continue;
+            }
             let single;
             let metrics: Vec<(&str, f64)> = if rule.metric == "*" {
                 fields
@@ -220,15 +243,75 @@ impl Rules {
                             ..alert
                         };
                         batch.alerts.push(AlertChange::Raised(alert.clone()));
+                        let change = Change {
+                            alert: &alert,
+                            raised: true,
+                            topic: Some(topic),
+                            old: None,
+                            new: None,
+                        };
+                        fire(i, rule, &self.statuses[i], &change, batch);
                         self.open.insert(alert);
                     }
                     (None, true) => {
-                        clear(&mut self.open, device, alert_type, Some(metric), now, batch)
+                        let cleared =
+                            clear(&mut self.open, device, alert_type, Some(metric), now, batch);
+                        if let Some(alert) = cleared {
+                            let change = Change {
+                                alert: &alert,
+                                raised: false,
+                                topic: Some(topic),
+                                old: None,
+                                new: None,
+                            };
+                            fire(i, rule, &self.statuses[i], &change, batch);
+                        }
                     }
                     _ => {}
                 }
             }
         }
+    }
+
+    /// An `on_change` rule: an event when the watched value of a key changes (and the key is
+    /// critical, when the rule names critical ones).
+    fn watch_change(
+        &mut self,
+        i: usize,
+        (device, topic): (&str, &str),
+        fields: &serde_json::Map<String, Value>,
+        now: i64,
+        batch: &mut Batch,
+    ) {
+        let (rule, alert_type) = &self.rules[i];
+        let Some(value) = fields.get(&rule.metric) else {
+            return;
+        };
+        let key = changes::key(&rule.filter, topic, device);
+        let slot = (i, changes::rule_key(rule, alert_type));
+        let Some(old) = self.changes.update(slot, &key, value, now, batch) else {
+            return;
+        };
+        if !rule.critical.is_empty() && !rule.critical.contains(&key) {
+            return;
+        }
+        let old_value: Value = serde_json::from_str(&old).unwrap_or(Value::Null);
+        let payload = json!({ "key": key, "old": old_value, "new": value, "topic": topic });
+        let metric = Some(rule.metric.as_str());
+        let mut event = new_alert(&mut self.next_id, device, alert_type, metric, now, payload);
+        event.value = value.as_f64();
+        // An event: raised and over at once.
+        event.cleared_at = Some(now);
+        batch.alerts.push(AlertChange::Raised(event.clone()));
+        let (old, new) = (changes::shown(&old), changes::shown(&value.to_string()));
+        let change = Change {
+            alert: &event,
+            raised: true,
+            topic: Some(topic),
+            old: Some(&old),
+            new: Some(&new),
+        };
+        fire(i, rule, &self.statuses[i], &change, batch);
     }
 
     fn raise_offline(&mut self, device: &str, now: i64, last_seen: i64, batch: &mut Batch) {
@@ -266,7 +349,7 @@ impl Rules {
         let Some(alert) = self.open.iter().find(|a| a.id == id).cloned() else {
             return false;
         };
-        clear(
+        let cleared = clear(
             &mut self.open,
             &alert.device_id,
             &alert.alert_type,
@@ -274,7 +357,25 @@ impl Rules {
             now,
             batch,
         );
+        if let (Some(alert), Some(i)) = (cleared, self.rule_of(&alert)) {
+            let change = Change {
+                alert: &alert,
+                raised: false,
+                topic: None,
+                old: None,
+                new: None,
+            };
+            fire(i, &self.rules[i].0, &self.statuses[i], &change, batch);
+        }
         true
+    }
+
+    /// The rule that raises alerts like `alert`: its type, and its metric or `*`.
+    fn rule_of(&self, alert: &Alert) -> Option<usize> {
+        self.rules.iter().position(|(rule, alert_type)| {
+            *alert_type == alert.alert_type
+                && (rule.metric == "*" || alert.metric.as_deref() == Some(rule.metric.as_str()))
+        })
     }
 }
 
@@ -301,6 +402,7 @@ fn new_alert(
     }
 }
 
+/// Clears an open alert; the alert as cleared, if one was open.
 fn clear(
     open: &mut OpenAlerts,
     device: &str,
@@ -308,21 +410,43 @@ fn clear(
     metric: Option<&str>,
     now: i64,
     batch: &mut Batch,
-) {
-    let Some(mut alert) = open.remove(device, alert_type, metric) else {
-        return;
-    };
+) -> Option<Alert> {
+    let mut alert = open.remove(device, alert_type, metric)?;
     alert.cleared_at = Some(now);
     // A raise and its clear in the same batch become one row, written once.
     for change in batch.alerts.iter_mut().rev() {
         if let AlertChange::Raised(raised) = change {
             if raised.id == alert.id {
                 raised.cleared_at = Some(now);
-                return;
+                return Some(alert);
             }
         }
     }
-    batch.alerts.push(AlertChange::Cleared(alert));
+    batch.alerts.push(AlertChange::Cleared(alert.clone()));
+    Some(alert)
+}
+
+/// A rule's counts, with its configuration as `/api/v1/rules` shows it.
+fn status(rule: &Rule, alert_type: &str) -> RuleStatus {
+    let actions = rule.action.iter().map(|a| ActionStatus {
+        kind: a.kind(),
+        ..Default::default()
+    });
+    let mut config = serde_json::to_value(rule).unwrap_or_default();
+    // Header values (an Authorization header, say) are not shown.
+    if let Some(actions) = config.get_mut("action").and_then(Value::as_array_mut) {
+        for action in actions {
+            if let Some(headers) = action.get_mut("headers").and_then(Value::as_object_mut) {
+                headers.values_mut().for_each(|v| *v = "(hidden)".into());
+            }
+        }
+    }
+    RuleStatus {
+        config,
+        alert_type: alert_type.to_string(),
+        actions: actions.collect(),
+        ..Default::default()
+    }
 }
 
 /// The limit a value breaks, if any.

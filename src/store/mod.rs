@@ -1,6 +1,7 @@
 //! The store: one writer thread owns the write connection and group-commits what ingest hands
 //! it; readers open their own connections. The schema is `schema.sql`, applied at start-up.
 
+mod actions;
 mod config;
 pub mod properties;
 mod receipt;
@@ -8,6 +9,7 @@ mod retention;
 mod state;
 mod writer;
 
+pub use actions::{Command, RuleValue, WebhookCall};
 pub use config::{StoreSection, Synchronous};
 pub use receipt::{Receipt, Receipts};
 pub use state::{load_retained, load_rules_state, RulesState, StoredRetained};
@@ -240,6 +242,10 @@ pub struct Batch {
     pub retained: Vec<RetainedChange>,
     /// Persistent sessions saved or ended.
     pub sessions: Vec<SessionChange>,
+    /// What rule actions do: commands to publish, webhook calls, on_change values.
+    pub commands: Vec<Command>,
+    pub webhooks: Vec<WebhookCall>,
+    pub rule_values: Vec<RuleValue>,
     /// Released once this batch is committed: the senders' acknowledgements wait on them.
     pub receipts: Vec<Receipt>,
 }
@@ -291,6 +297,9 @@ impl Batch {
             && self.retained.is_empty()
             && self.sessions.is_empty()
             && self.receipts.is_empty()
+            && self.commands.is_empty()
+            && self.webhooks.is_empty()
+            && self.rule_values.is_empty()
     }
 
     /// Messages in the batch (records and dead letters): what `batch_max` bounds.
@@ -307,6 +316,9 @@ impl Batch {
         self.retained.append(&mut other.retained);
         self.sessions.append(&mut other.sessions);
         self.receipts.append(&mut other.receipts);
+        self.commands.append(&mut other.commands);
+        self.webhooks.append(&mut other.webhooks);
+        self.rule_values.append(&mut other.rule_values);
         for (device, entries) in other.totals.drain() {
             let mine = self.totals.entry(device).or_default();
             for entry in entries {

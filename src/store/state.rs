@@ -10,6 +10,8 @@ pub struct RulesState {
     pub next_alert_id: i64,
     /// (device_id, last_seen, is_online, last_topic)
     pub devices: Vec<(String, i64, bool, Option<String>)>,
+    /// What on_change rules last saw: (rule, key, value).
+    pub rule_values: Vec<(String, String, String)>,
 }
 
 pub fn load_rules_state(conn: &Connection) -> rusqlite::Result<RulesState> {
@@ -45,6 +47,7 @@ pub fn load_rules_state(conn: &Connection) -> rusqlite::Result<RulesState> {
         open_alerts,
         next_alert_id,
         devices,
+        rule_values: super::actions::load_rule_values(conn)?,
     })
 }
 

@@ -194,6 +194,9 @@ impl Writer {
                         started.elapsed(),
                     );
                     self.metrics.database_ok.store(true, Relaxed);
+                    if !batch.webhooks.is_empty() {
+                        self.metrics.webhooks_written.notify_one();
+                    }
                     return;
                 }
                 Err(e) => {
@@ -277,6 +280,8 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<()>
     write_totals(&tx, batch)?;
     write_retained(&tx, &batch.retained)?;
     write_sessions(&tx, &batch.sessions)?;
+    super::actions::write_webhooks(&tx, &batch.webhooks)?;
+    super::actions::write_rule_values(&tx, &batch.rule_values)?;
     tx.commit()
 }
 

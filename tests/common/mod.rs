@@ -3,6 +3,7 @@
 
 pub mod certs;
 pub mod raw;
+pub mod upstream;
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use std::io::{BufRead, BufReader};

@@ -1,4 +1,4 @@
-// edgemq dashboard: devices, a device's charts, state and messages, alerts, MQTT sessions
+// edgemq dashboard: devices, a device's charts, state and messages, alerts, MQTT sessions, bridges
 // (the furthest behind first), broker health.
 // Live through server-sent events (/api/v1/events); polls /health when they are unavailable.
 "use strict";
@@ -212,6 +212,24 @@ async function loadSessions() {
   }));
 }
 
+// Bridges ------------------------------------------------------------------------------------
+
+async function loadBridges() {
+  const page = await api("/api/v1/bridges");
+  $("bridges-section").hidden = page.items.length === 0;
+  const body = $("bridges").querySelector("tbody");
+  body.replaceChildren(...page.items.map((b) => {
+    const tr = document.createElement("tr");
+    tr.dataset.bridge = b.name;
+    const state = b.connected ? "connected" : "down" + (b.last_error ? ": " + b.last_error : "");
+    const failures = b.connection_failures + (b.refused ? `, ${b.refused} refused` : "");
+    tr.append(cell(b.name), cell(`${b.address} as ${b.client_id}`), cell(state, "status " + (b.connected ? "online" : "offline")),
+              cell(String(b.backlog)), cell(b.behind_seconds ? `${b.behind_seconds} s` : "0"), cell(String(b.forwarded)),
+              cell(String(b.brought_in)), cell(String(failures)));
+    return tr;
+  }));
+}
+
 // Live ---------------------------------------------------------------------------------------
 
 function showHealth(s) {
@@ -278,6 +296,7 @@ for (const b of $("dv-windows").querySelectorAll("button")) {
   });
 }
 for (const id of ["f-device", "f-type", "f-state"]) $(id).addEventListener("change", loadAlerts);
-Promise.all([loadDevices(), loadAlerts(), loadSessions()]).catch((e) => console.warn("load", e.message));
+Promise.all([loadDevices(), loadAlerts(), loadSessions(), loadBridges()]).catch((e) => console.warn("load", e.message));
 setInterval(() => loadSessions().catch((e) => console.warn("sessions", e.message)), 2000);
+setInterval(() => loadBridges().catch((e) => console.warn("bridges", e.message)), 2000);
 connect();
