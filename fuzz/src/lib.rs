@@ -190,6 +190,7 @@ fn pipeline() -> Pipeline {
         open_alerts: Vec::new(),
         next_alert_id: 1,
         devices: Vec::new(),
+        rule_values: Vec::new(),
     };
     let rules = Rules::new(config.rules(), state, |topic| {
         let route = routes.find(topic)?;

@@ -5,9 +5,10 @@
 use super::action::{render, Action, Escape};
 use super::Rule;
 use crate::clock::iso;
-use crate::metrics::RuleStatus;
+use crate::metrics::{ActionStatus, RuleStatus};
 use crate::store::{Alert, Batch, Command, WebhookCall};
 use bytes::Bytes;
+use serde_json::Value;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// An alert change as its actions see it.
@@ -121,4 +122,27 @@ fn field(change: &Change, name: &str) -> Option<String> {
         "new" => change.new.unwrap_or_default().to_string(),
         _ => return None,
     })
+}
+
+/// A rule's counts, with its configuration as `/api/v1/rules` shows it.
+pub fn status(rule: &Rule, alert_type: &str) -> RuleStatus {
+    let actions = rule.action.iter().map(|a| ActionStatus {
+        kind: a.kind(),
+        ..Default::default()
+    });
+    let mut config = serde_json::to_value(rule).unwrap_or_default();
+    // Header values (an Authorization header, say) are not shown.
+    if let Some(actions) = config.get_mut("action").and_then(Value::as_array_mut) {
+        for action in actions {
+            if let Some(headers) = action.get_mut("headers").and_then(Value::as_object_mut) {
+                headers.values_mut().for_each(|v| *v = "(hidden)".into());
+            }
+        }
+    }
+    RuleStatus {
+        config,
+        alert_type: alert_type.to_string(),
+        actions: actions.collect(),
+        ..Default::default()
+    }
 }

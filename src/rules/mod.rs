@@ -1,13 +1,15 @@
-//! Rules: thresholds and anomalies per topic filter, and the presence watchdog (OFFLINE after
-//! a silence, ONLINE with the next message). An alert is raised once when its condition starts
-//! and cleared once when it ends; open alerts are reloaded at start-up, so a restart neither
-//! loses nor duplicates one. Runs on the ingest thread: no locks.
+//! Rules: thresholds, anomalies and change watches per topic filter, and the presence watchdog
+//! (OFFLINE after a silence, ONLINE with the next message). An alert is raised once when its
+//! condition starts and cleared once when it ends; open alerts are reloaded at start-up, so a
+//! restart neither loses nor duplicates one. Each raise and clear fires the rule's actions into
+//! the same batch (`fire`). Runs on the ingest thread: no locks.
 
 pub mod action;
 mod anomaly;
 mod changes;
 mod config;
 mod fire;
+mod open;
 mod presence;
 mod reading;
 
@@ -15,54 +17,17 @@ pub use config::{default_rules, AnomalyRule, Rule};
 pub use reading::{Effect, Reading};
 
 use crate::clock::iso;
-use crate::metrics::{ActionStatus, RuleStatus};
+use crate::metrics::RuleStatus;
 use crate::store::{Alert, AlertChange, Batch, RulesState, StateChange};
 use crate::topic;
 use anomaly::Window;
 use changes::Changes;
-use fire::{fire, Change};
+use fire::{fire, status, Change};
+use open::{clear, new_alert, OpenAlerts};
 use presence::Presence;
 use rustc_hash::FxHashMap;
 use serde_json::{json, Value};
 use std::sync::Arc;
-
-/// Open alerts by device; a device has few, so the rest is a short list.
-#[derive(Default)]
-struct OpenAlerts(FxHashMap<String, Vec<Alert>>);
-
-impl OpenAlerts {
-    fn position(&self, device: &str, alert_type: &str, metric: Option<&str>) -> Option<usize> {
-        let alerts = self.0.get(device)?;
-        alerts
-            .iter()
-            .position(|a| a.alert_type == alert_type && a.metric.as_deref() == metric)
-    }
-
-    fn contains(&self, device: &str, alert_type: &str, metric: Option<&str>) -> bool {
-        self.position(device, alert_type, metric).is_some()
-    }
-
-    fn insert(&mut self, alert: Alert) {
-        self.0
-            .entry(alert.device_id.clone())
-            .or_default()
-            .push(alert);
-    }
-
-    fn remove(&mut self, device: &str, alert_type: &str, metric: Option<&str>) -> Option<Alert> {
-        let at = self.position(device, alert_type, metric)?;
-        let alerts = self.0.get_mut(device)?;
-        let alert = alerts.swap_remove(at);
-        if alerts.is_empty() {
-            self.0.remove(device);
-        }
-        Some(alert)
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &Alert> {
-        self.0.values().flatten()
-    }
-}
 
 /// Rule indices per topic are remembered, up to this many topics (then forgotten at once).
 const TOPIC_CACHE_LIMIT: usize = 100_000;
@@ -376,76 +341,6 @@ impl Rules {
             *alert_type == alert.alert_type
                 && (rule.metric == "*" || alert.metric.as_deref() == Some(rule.metric.as_str()))
         })
-    }
-}
-
-fn new_alert(
-    next_id: &mut i64,
-    device: &str,
-    alert_type: &str,
-    metric: Option<&str>,
-    now: i64,
-    payload: Value,
-) -> Alert {
-    let id = *next_id;
-    *next_id += 1;
-    Alert {
-        id,
-        device_id: device.to_string(),
-        alert_type: alert_type.to_string(),
-        metric: metric.map(str::to_string),
-        value: None,
-        threshold: None,
-        raised_at: now,
-        cleared_at: None,
-        payload,
-    }
-}
-
-/// Clears an open alert; the alert as cleared, if one was open.
-fn clear(
-    open: &mut OpenAlerts,
-    device: &str,
-    alert_type: &str,
-    metric: Option<&str>,
-    now: i64,
-    batch: &mut Batch,
-) -> Option<Alert> {
-    let mut alert = open.remove(device, alert_type, metric)?;
-    alert.cleared_at = Some(now);
-    // A raise and its clear in the same batch become one row, written once.
-    for change in batch.alerts.iter_mut().rev() {
-        if let AlertChange::Raised(raised) = change {
-            if raised.id == alert.id {
-                raised.cleared_at = Some(now);
-                return Some(alert);
-            }
-        }
-    }
-    batch.alerts.push(AlertChange::Cleared(alert.clone()));
-    Some(alert)
-}
-
-/// A rule's counts, with its configuration as `/api/v1/rules` shows it.
-fn status(rule: &Rule, alert_type: &str) -> RuleStatus {
-    let actions = rule.action.iter().map(|a| ActionStatus {
-        kind: a.kind(),
-        ..Default::default()
-    });
-    let mut config = serde_json::to_value(rule).unwrap_or_default();
-    // Header values (an Authorization header, say) are not shown.
-    if let Some(actions) = config.get_mut("action").and_then(Value::as_array_mut) {
-        for action in actions {
-            if let Some(headers) = action.get_mut("headers").and_then(Value::as_object_mut) {
-                headers.values_mut().for_each(|v| *v = "(hidden)".into());
-            }
-        }
-    }
-    RuleStatus {
-        config,
-        alert_type: alert_type.to_string(),
-        actions: actions.collect(),
-        ..Default::default()
     }
 }
 
