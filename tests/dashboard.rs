@@ -260,6 +260,14 @@ async fn the_dashboard_shows_devices_charts_and_alerts_live() {
         "SELECT cleared_at IS NOT NULL FROM alerts WHERE type = 'HIGH_TEMP'",
     );
     assert_eq!(cleared, [["1"]]);
+    // The rules panel counts the HIGH_TEMP rule's raise and its clear.
+    until(
+        &client,
+        "the HIGH_TEMP rule raised once and cleared once",
+        "[...document.querySelectorAll('#rules tbody tr')].some(r => r.cells[1].innerText === 'HIGH_TEMP' \
+         && r.cells[4].innerText === '1' && r.cells[5].innerText === '1')",
+    )
+    .await;
 
     // The sessions panel lists MQTT clients, with their subscriptions.
     let _watcher = Sub::start(

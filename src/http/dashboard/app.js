@@ -1,4 +1,4 @@
-// edgemq dashboard: devices, a device's charts, state and messages, alerts, MQTT sessions, bridges
+// edgemq dashboard: devices, a device's charts, state and messages, alerts, MQTT sessions, rules, bridges
 // (the furthest behind first), broker health.
 // Live through server-sent events (/api/v1/events); polls /health when they are unavailable.
 "use strict";
@@ -212,6 +212,34 @@ async function loadSessions() {
   }));
 }
 
+// Rules --------------------------------------------------------------------------------------
+
+function condition(c) {
+  if (c.on_change) return "change" + (c.critical && c.critical.length ? " of " + c.critical.join(", ") : "");
+  if (c.anomaly) return `anomaly (k ${c.anomaly.k}, window ${c.anomaly.window})`;
+  return [c.min != null ? `< ${c.min}` : null, c.max != null ? `> ${c.max}` : null].filter(Boolean).join(" or ");
+}
+
+function actionText(a) {
+  const target = a.kind === "webhook" ? a.config.webhook : a.config.publish;
+  const failed = a.failed ? `, ${a.failed} failed` : "";
+  const gaveUp = a.given_up ? `, ${a.given_up} given up` : "";
+  return `${a.config.on || "raise"}: ${a.kind} ${target} (${a.fired} fired${failed}${gaveUp})`;
+}
+
+async function loadRules() {
+  const page = await api("/api/v1/rules");
+  const body = $("rules").querySelector("tbody");
+  body.replaceChildren(...page.items.map((r) => {
+    const tr = document.createElement("tr");
+    tr.dataset.rule = String(r.rule);
+    tr.append(cell(String(r.rule)), cell(r.type), cell(`${r.config.filter} ${r.config.metric}`), cell(condition(r.config)),
+              cell(String(r.raised)), cell(String(r.cleared)), cell(r.actions.map(actionText).join("; ") || "–"));
+    return tr;
+  }));
+  $("rules-outbox").textContent = page.webhook_outbox ? `${page.webhook_outbox} webhook calls waiting to be sent.` : "";
+}
+
 // Bridges ------------------------------------------------------------------------------------
 
 async function loadBridges() {
@@ -296,7 +324,8 @@ for (const b of $("dv-windows").querySelectorAll("button")) {
   });
 }
 for (const id of ["f-device", "f-type", "f-state"]) $(id).addEventListener("change", loadAlerts);
-Promise.all([loadDevices(), loadAlerts(), loadSessions(), loadBridges()]).catch((e) => console.warn("load", e.message));
+Promise.all([loadDevices(), loadAlerts(), loadSessions(), loadBridges(), loadRules()]).catch((e) => console.warn("load", e.message));
 setInterval(() => loadSessions().catch((e) => console.warn("sessions", e.message)), 2000);
 setInterval(() => loadBridges().catch((e) => console.warn("bridges", e.message)), 2000);
+setInterval(() => loadRules().catch((e) => console.warn("rules", e.message)), 5000);
 connect();
