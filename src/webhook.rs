@@ -95,15 +95,19 @@ impl Sender {
             });
         }
         let mut delivered = false;
+        let mut retries = Vec::new();
         while let Some(Ok((call, outcome))) = sends.join_next().await {
             delivered |= matches!(outcome, Outcome::Delivered);
-            self.settle(call, outcome).await?;
+            retries.extend(self.settle(call, outcome).await?);
         }
         let pending: i64 = self
             .db(|c| c.query_row("SELECT count(*) FROM webhook_outbox", [], |r| r.get(0)))
             .await?;
         self.metrics.webhook_outbox.store(pending as u64, Relaxed);
-        let next = later.iter().map(|c| c.next_attempt_at).min();
+        let next = (later.iter().map(|c| c.next_attempt_at))
+            .chain(retries)
+            .min();
+        let now = crate::clock::now_ms();
         Ok(match (delivered, next) {
             (true, _) => Duration::ZERO,
             (false, Some(at)) => Duration::from_millis((at - now).clamp(0, 60_000) as u64),
@@ -111,8 +115,8 @@ impl Sender {
         })
     }
 
-    /// Deletes a delivered call; schedules a failed one again, or gives it up.
-    async fn settle(&self, call: Call, outcome: Outcome) -> Result<(), String> {
+    /// Deletes a delivered call; schedules a failed one again (when, returned), or gives it up.
+    async fn settle(&self, call: Call, outcome: Outcome) -> Result<Option<i64>, String> {
         let counts = self
             .metrics
             .rules()
@@ -152,9 +156,10 @@ impl Sender {
                     )
                 })
                 .await?;
+                return Ok(Some(next));
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Runs `f` on the outbox's connection, off the runtime's threads.
