@@ -1,15 +1,23 @@
 //! edgemq: an MQTT broker that remembers. rumqttd routes; every publish is stored in SQLite.
-//! Data flows one way: front door → ingest → {rules, store, notify}; http and rpc read
-//! through query. `config` and `app` sit on top and are imported by no stage.
+//! Data flows one way: front door → ingest → {rules, store, notify}; http, rpc, bridges and
+//! the webhook sender read through query or their own table. `config` and `app` sit on top and
+//! are imported by no stage.
 //!
 //! - `app`     — start-up as a list of stages, and the stop in phases.
 //! - `config`  — the one file (`rumqttd.toml`): aggregates each stage's own section, reports errors.
 //! - `front_door` — our MQTT listener (3.1/3.1.1/5 on one port, and WebSockets) in front of
 //!   rumqttd's router: logins, `$SYS`, every publish into ingest, durable acks, backpressure.
 //! - `auth`    — who may connect: config users, Mosquitto password files, anonymous switch.
+//! - `acl`     — who may publish and read what: Mosquitto's acl_file.
+//! - `tls`     — rustls servers for MQTT, WebSockets and HTTPS, client certificates.
+//! - `reload`  — SIGHUP: logins, ACL, certificates and the log file again, connections kept.
+//! - `mosquitto_conf` — a Mosquitto configuration file read as edgemq's own.
 //! - `broker`  — embedded rumqttd: the router and edgemq's own links (outbox, requests).
 //! - `ingest`  — `Incoming` → route → decode → validate → `Record` or dead letter; runs rules.
-//! - `rules`   — thresholds, anomalies, the offline watchdog → `Alert`s, raised and cleared once.
+//! - `rules`   — thresholds, anomalies, change watches, the offline watchdog → `Alert`s, raised
+//!   and cleared once; their actions (commands, webhook calls) into the same batch.
+//! - `webhook` — sends the outbox's webhook calls until each gets a 2xx.
+//! - `bridge`  — store-and-forward to upstream brokers, and commands back in.
 //! - `store`   — the writer thread that group-commits to SQLite; schema; read connections.
 //! - `notify`  — what leaves after ingest: alerts published on MQTT, live events for the dashboard.
 //! - `query`   — the read side shared by http and rpc: seed queries, devices, series, alerts.

@@ -379,3 +379,47 @@ fn two_edge_boxes_bridge_into_one_upstream_under_their_own_prefixes() {
     }
     drop(upstream);
 }
+
+#[test]
+fn after_a_failover_the_bridge_goes_back_to_its_primary_address() {
+    let (dir, primary_dir, backup_dir) = (temp_dir(), temp_dir(), temp_dir());
+    let (primary_port, backup_port) = (free_port(), free_port());
+    let backup = Upstream::start(backup_dir.path(), backup_port);
+    let mut at_backup = Sub::start_on(backup.addr(), &["-q", "1", "-t", "site1/#"]);
+    // Mosquitto's default (no round_robin): the first address is the primary one.
+    let conf = format!(
+        "connection cloud\naddress 127.0.0.1:{primary_port} 127.0.0.1:{backup_port}\n\
+         topic sensors/# out 1 \"\" site1/\nrestart_timeout 1\n"
+    );
+    std::fs::write(dir.path().join("mosquitto.conf"), conf).unwrap();
+    let edgemq = Edgemq::start(dir.path(), &["-c", "mosquitto.conf"]);
+    wait_connected(&edgemq);
+    mosquitto_pub(&edgemq, "sensors/x", b"to the backup", &["-q", "1"]);
+    assert_eq!(
+        at_backup.stream(1, Duration::from_secs(10)),
+        ["site1/sensors/x to the backup"]
+    );
+    // The primary comes up: the bridge, checking it every 5 s, goes back to it.
+    let primary = Upstream::start(primary_dir.path(), primary_port);
+    let mut at_primary = Sub::start_on(primary.addr(), &["-q", "1", "-t", "site1/#"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let on_primary = format!("127.0.0.1:{primary_port}");
+    wait_for(
+        "the bridge on its primary address",
+        Duration::from_secs(15),
+        || {
+            let bridges = runtime.block_on(get_json(&edgemq, "/api/v1/bridges"));
+            let cloud = &bridges["items"][0];
+            (cloud["address"] == on_primary.as_str() && cloud["connected"] == true)
+                .then_some(())
+                .ok_or(bridges.to_string())
+        },
+    );
+    mosquitto_pub(&edgemq, "sensors/x", b"to the primary", &["-q", "1"]);
+    assert_eq!(
+        at_primary.stream(1, Duration::from_secs(10)),
+        ["site1/sensors/x to the primary"]
+    );
+    at_backup.nothing_more();
+    assert!(edgemq.stop().success());
+}

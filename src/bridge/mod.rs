@@ -125,6 +125,11 @@ pub struct BridgeSection {
     /// The state is published locally only.
     #[serde(default)]
     pub notifications_local_only: bool,
+    /// Mosquitto's `round_robin`: false (the default) makes the first address the primary one,
+    /// which a bridge connected elsewhere checks every 5 seconds and goes back to once it
+    /// answers; true stays wherever it connected.
+    #[serde(default)]
+    pub round_robin: bool,
 }
 
 fn yes() -> bool {
@@ -200,6 +205,7 @@ impl BridgeSection {
             notifications: true,
             notification_topic: None,
             notifications_local_only: false,
+            round_robin: false,
         }
     }
 

@@ -1,5 +1,5 @@
 //! The `out` direction of one bridge: connect upstream (the addresses in order, moving on when
-//! one fails), then read the log after the cursor in pages and publish what the `out` topics
+//! one fails, and back to the first when it answers again unless `round_robin`), then read the log after the cursor in pages and publish what the `out` topics
 //! match, with the remote prefix, at most 1,000 unacknowledged. The cursor is the last id before
 //! the oldest unacknowledged message; it is saved every 100 ms while it moves and when the
 //! connection ends, and a new connection starts from it, so what was in flight is sent again
@@ -25,13 +25,18 @@ const PAGE_IDS: i64 = 1_000;
 const WINDOW: usize = 1_000;
 /// How often the cursor is saved while it moves.
 const SAVE_EVERY: Duration = Duration::from_millis(100);
+/// How often a bridge away from its primary address checks it (Mosquitto's 5 seconds).
+const PRIMARY_CHECK: Duration = Duration::from_secs(5);
 
 type Page = Pin<Box<dyn Future<Output = (Result<Vec<Logged>, String>, i64)> + Send>>;
+type Probe = Pin<Box<dyn Future<Output = bool> + Send>>;
 
 /// How a connection ended, and the cursor then.
 enum Ended {
     Stopped(i64),
     Lost(i64, String),
+    /// The primary address answers again: the bridge goes back to it.
+    BackToPrimary(i64),
 }
 
 /// One bridge: its configuration, its state for everyone to see, its cursor.
@@ -71,10 +76,26 @@ pub async fn run(config: BridgeSection, status: Arc<BridgeStatus>, mut context: 
             .address
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = at.clone();
-        match bridge.connection(at, acked_through, &mut context).await {
+        // Away from the primary address (and not round robin): it is checked meanwhile.
+        let primary = (!bridge.config.round_robin && address % addresses.len() != 0)
+            .then(|| addresses[0].clone());
+        match bridge
+            .connection((at, primary), acked_through, &mut context)
+            .await
+        {
             Ended::Stopped(through) => {
                 bridge.cursor.save(through).await;
                 return;
+            }
+            Ended::BackToPrimary(through) => {
+                acked_through = through;
+                bridge.cursor.save(through).await;
+                tracing::info!(
+                    "bridge {name}: {} answers again: going back to it",
+                    addresses[0]
+                );
+                address = 0;
+                continue;
             }
             Ended::Lost(through, why) => {
                 acked_through = through;
@@ -117,7 +138,12 @@ impl Bridge {
         }
     }
 
-    async fn connection(&self, address: &str, acked_through: i64, context: &mut Context) -> Ended {
+    async fn connection(
+        &self,
+        (address, primary): (&str, Option<String>),
+        acked_through: i64,
+        context: &mut Context,
+    ) -> Ended {
         let name = &self.config.name;
         let will = self.remote_notification().map(|topic| (topic, "0"));
         let (client, mut events) = match upstream::connect(&self.config, address, will).await {
@@ -133,7 +159,9 @@ impl Bridge {
         }
         Inbound::subscribe(&self.config, &client);
         self.notify_local(true, context).await;
-        let ended = self.forward((&client, &mut events), window, context).await;
+        let ended = self
+            .forward((&client, &mut events), window, primary, context)
+            .await;
         self.notify_local(false, context).await;
         if let Ended::Stopped(_) = ended {
             if let Some(topic) = self.remote_notification() {
@@ -153,6 +181,7 @@ impl Bridge {
         &self,
         (client, events): (&Client, &mut Events),
         mut window: Window,
+        primary: Option<String>,
         context: &mut Context,
     ) -> Ended {
         let (bridge, status) = (&self.config, &self.status);
@@ -161,6 +190,8 @@ impl Bridge {
         let mut saved_at = Instant::now();
         let mut saved = window.read_through;
         let (mut second, mut sent_this_second) = (Instant::now(), 0u32);
+        let mut probe_at = Instant::now() + PRIMARY_CHECK;
+        let mut probe: Option<Probe> = None;
         loop {
             // Hand the client what the rate allows.
             if second.elapsed() >= Duration::from_secs(1) {
@@ -243,8 +274,29 @@ impl Bridge {
                     }
                     saved_at = Instant::now();
                 }
+                _ = tokio::time::sleep_until(probe_at), if primary.is_some() && probe.is_none() => {
+                    probe = primary.clone().map(answers);
+                }
+                up = async { probe.as_mut().expect("guarded").await }, if probe.is_some() => {
+                    probe = None;
+                    if up {
+                        return Ended::BackToPrimary(window.acked_through());
+                    }
+                    probe_at = Instant::now() + PRIMARY_CHECK;
+                }
                 _ = context.stopping.wait() => return Ended::Stopped(window.acked_through()),
             }
         }
     }
+}
+
+/// Whether something accepts a TCP connection at `address` within 2 seconds.
+fn answers(address: String) -> Probe {
+    Box::pin(async move {
+        let connect = tokio::net::TcpStream::connect(address);
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), connect).await,
+            Ok(Ok(_))
+        )
+    })
 }

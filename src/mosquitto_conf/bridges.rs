@@ -15,10 +15,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("bridge_identity", "TLS-PSK is not built"),
     ("bridge_psk", "TLS-PSK is not built"),
     ("bridge_alpn", "ALPN to the upstream is not built"),
-    (
-        "round_robin",
-        "addresses are tried in order and the bridge stays where it connected",
-    ),
 ];
 
 /// Bridge options that mean nothing here, accepted with a warning.
@@ -89,6 +85,7 @@ impl Read {
                 | "notifications"
                 | "notification_topic"
                 | "notifications_local_only"
+                | "round_robin"
                 | "max_rate"
         );
         let not_yet = NOT_YET.iter().find(|(o, _)| *o == option);
@@ -142,6 +139,7 @@ impl Read {
             "notifications" => bridge.notifications = boolean(value)?,
             "notification_topic" => bridge.notification_topic = Some(value.to_string()),
             "notifications_local_only" => bridge.notifications_local_only = boolean(value)?,
+            "round_robin" => bridge.round_robin = boolean(value)?,
             _ => bridge.max_rate = number(value)?,
         }
         Ok(true)

@@ -1,6 +1,7 @@
 //! Mosquitto configuration files as edgemq reads them.
 
 use super::*;
+use crate::bridge::ProtocolVersion;
 
 fn read(text: &str) -> Result<(Config, Vec<String>), String> {
     let dir = tempfile::tempdir().unwrap();
@@ -113,10 +114,25 @@ fn bridges_are_read_as_mosquitto_writes_them() {
          remote_password secret\n\
          cleansession false\n\
          restart_timeout 10 30\n\
-         try_private true\n",
+         try_private true\n\
+         connection other\n\
+         address 10.0.0.2\n\
+         topic cmd/# both 1\n\
+         bridge_protocol_version mqttv50\n\
+         notifications false\n\
+         notification_topic edge/state\n\
+         round_robin true\n",
     )
     .unwrap();
+    let other = &config.bridge[1];
+    assert_eq!(other.bridge_protocol_version, ProtocolVersion::Mqttv50);
+    assert!(!other.notifications);
+    assert_eq!(other.notification_topic.as_deref(), Some("edge/state"));
+    assert!(other.round_robin);
     let bridge = &config.bridge[0];
+    assert_eq!(bridge.bridge_protocol_version, ProtocolVersion::Mqttv311);
+    // Mosquitto's defaults: notifications on, the first address the primary one.
+    assert!(bridge.notifications && !bridge.notifications_local_only && !bridge.round_robin);
     assert_eq!(bridge.name, "cloud");
     assert_eq!(
         bridge.addresses,
