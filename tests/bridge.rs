@@ -423,3 +423,75 @@ fn after_a_failover_the_bridge_goes_back_to_its_primary_address() {
     at_backup.nothing_more();
     assert!(edgemq.stop().success());
 }
+
+#[test]
+fn authorities_come_from_bridge_capath_and_bridge_insecure_skips_only_the_name_check() {
+    let (dir, up_dir, port) = (temp_dir(), temp_dir(), free_port());
+    common::certs::certificates(up_dir.path());
+    let d = up_dir.path().display();
+    // A directory of authorities: the upstream's CA and another.
+    let capath = up_dir.path().join("cas");
+    std::fs::create_dir(&capath).unwrap();
+    for ca in ["ca.pem", "other-ca.pem"] {
+        std::fs::copy(up_dir.path().join(ca), capath.join(ca)).unwrap();
+    }
+    // The upstream's certificate is signed by the CA but names another host.
+    let tls = format!("certfile {d}/elsewhere.pem\nkeyfile {d}/elsewhere.key\n");
+    let upstream = Upstream::start_with(up_dir.path(), port, &tls);
+    let ca = format!("{d}/ca.pem");
+    let sub_args = ["--cafile", &ca, "--insecure", "-q", "1", "-t", "site1/#"];
+    let mut up_sub = Sub::start_on(upstream.addr(), &sub_args);
+    let config = format!(
+        "{}bridge_capath = \"{}\"\n",
+        bridge_config(port),
+        capath.display()
+    );
+    // Verified: refused, saying why.
+    let edgemq = Edgemq::with_config(dir.path(), &config);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    wait_for(
+        "the bridge refusing the certificate",
+        Duration::from_secs(10),
+        || {
+            let bridges = runtime.block_on(get_json(&edgemq, "/api/v1/bridges"));
+            let error = bridges["items"][0]["last_error"].as_str().unwrap_or("");
+            error
+                .contains("NotValidForName")
+                .then_some(())
+                .ok_or(bridges.to_string())
+        },
+    );
+    assert!(edgemq.stop().success());
+    // bridge_insecure: the chain is still checked (another CA only: refused), the name is not.
+    let other = up_dir.path().join("other-cas");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::copy(
+        up_dir.path().join("other-ca.pem"),
+        other.join("other-ca.pem"),
+    )
+    .unwrap();
+    let untrusted = config.replace(&capath.display().to_string(), &other.display().to_string());
+    let edgemq = Edgemq::with_config(dir.path(), &format!("{untrusted}bridge_insecure = true\n"));
+    wait_for(
+        "the bridge refusing an unknown issuer",
+        Duration::from_secs(10),
+        || {
+            let bridges = runtime.block_on(get_json(&edgemq, "/api/v1/bridges"));
+            let error = bridges["items"][0]["last_error"].as_str().unwrap_or("");
+            error
+                .contains("UnknownIssuer")
+                .then_some(())
+                .ok_or(bridges.to_string())
+        },
+    );
+    assert!(edgemq.stop().success());
+    let config = format!("{config}bridge_insecure = true\n");
+    let edgemq = Edgemq::with_config(dir.path(), &config);
+    wait_connected(&edgemq);
+    mosquitto_pub(&edgemq, "sensors/t", b"insecure", &["-q", "1"]);
+    assert_eq!(
+        up_sub.stream(1, Duration::from_secs(10)),
+        ["site1/sensors/t insecure"]
+    );
+    assert!(edgemq.stop().success());
+}

@@ -8,6 +8,7 @@ mod cursor;
 mod inbound;
 mod out;
 mod status;
+mod tls;
 mod upstream;
 mod window;
 
@@ -114,6 +115,12 @@ pub struct BridgeSection {
     pub bridge_cafile: Option<PathBuf>,
     pub bridge_certfile: Option<PathBuf>,
     pub bridge_keyfile: Option<PathBuf>,
+    /// A directory of CA certificates (PEM), beside or instead of `bridge_cafile`.
+    pub bridge_capath: Option<PathBuf>,
+    /// Verify the upstream's certificate chain but not that it names the address connected to
+    /// (Mosquitto's, for testing set-ups).
+    #[serde(default)]
+    pub bridge_insecure: bool,
     #[serde(default)]
     pub bridge_protocol_version: ProtocolVersion,
     /// Mosquitto's `notifications` (on by default): the bridge's state, `1` connected or `0`
@@ -160,9 +167,15 @@ impl BridgeSection {
                 "{at}: bridge_certfile and bridge_keyfile go together"
             ));
         }
-        if self.bridge_certfile.is_some() && self.bridge_cafile.is_none() {
+        let tls = self.bridge_cafile.is_some() || self.bridge_capath.is_some();
+        if self.bridge_certfile.is_some() && !tls {
             return Err(format!(
-                "{at}: a client certificate needs bridge_cafile (TLS)"
+                "{at}: a client certificate needs bridge_cafile or bridge_capath (TLS)"
+            ));
+        }
+        if self.bridge_insecure && !tls {
+            return Err(format!(
+                "{at}: bridge_insecure needs bridge_cafile or bridge_capath (TLS)"
             ));
         }
         self.tls().map_err(|e| format!("{at}: {e}"))?;
@@ -201,6 +214,8 @@ impl BridgeSection {
             bridge_cafile: None,
             bridge_certfile: None,
             bridge_keyfile: None,
+            bridge_capath: None,
+            bridge_insecure: false,
             bridge_protocol_version: ProtocolVersion::default(),
             notifications: true,
             notification_topic: None,
@@ -209,21 +224,9 @@ impl BridgeSection {
         }
     }
 
-    /// rumqttc's TLS settings for the upstream, when `bridge_cafile` is given.
+    /// rumqttc's TLS settings for the upstream, when `bridge_cafile` or `bridge_capath` is given.
     fn tls(&self) -> Result<Option<rumqttc::TlsConfiguration>, String> {
-        let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-        let Some(cafile) = &self.bridge_cafile else {
-            return Ok(None);
-        };
-        let client_auth = match (&self.bridge_certfile, &self.bridge_keyfile) {
-            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
-            _ => None,
-        };
-        Ok(Some(rumqttc::TlsConfiguration::Simple {
-            ca: read(cafile)?,
-            alpn: None,
-            client_auth,
-        }))
+        tls::configuration(self)
     }
 
     /// Its name as the local client of what it brings in.

@@ -7,11 +7,6 @@ use std::time::Duration;
 
 /// Bridge options edgemq does not build yet.
 const NOT_YET: &[(&str, &str)] = &[
-    ("bridge_capath", "only bridge_cafile is built"),
-    (
-        "bridge_insecure",
-        "the upstream's certificate is always verified",
-    ),
     ("bridge_identity", "TLS-PSK is not built"),
     ("bridge_psk", "TLS-PSK is not built"),
     ("bridge_alpn", "ALPN to the upstream is not built"),
@@ -81,6 +76,8 @@ impl Read {
                 | "bridge_cafile"
                 | "bridge_certfile"
                 | "bridge_keyfile"
+                | "bridge_capath"
+                | "bridge_insecure"
                 | "bridge_protocol_version"
                 | "notifications"
                 | "notification_topic"
@@ -118,6 +115,8 @@ impl Read {
             "bridge_cafile" => bridge.bridge_cafile = Some(value.into()),
             "bridge_certfile" => bridge.bridge_certfile = Some(value.into()),
             "bridge_keyfile" => bridge.bridge_keyfile = Some(value.into()),
+            "bridge_capath" => bridge.bridge_capath = Some(value.into()),
+            "bridge_insecure" => bridge.bridge_insecure = boolean(value)?,
             "remote_username" => bridge.remote_username = Some(value.to_string()),
             "remote_password" => bridge.remote_password = Some(value.to_string()),
             "cleansession" => bridge.cleansession = boolean(value)?,

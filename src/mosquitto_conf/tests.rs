@@ -129,6 +129,17 @@ fn bridges_are_read_as_mosquitto_writes_them() {
     assert!(!other.notifications);
     assert_eq!(other.notification_topic.as_deref(), Some("edge/state"));
     assert!(other.round_robin);
+    let (tls, _) = read(
+        "connection t\naddress 10.0.0.3\ntopic a/# out\nbridge_capath /etc/ssl/certs\n\
+         bridge_insecure true\n",
+    )
+    .unwrap();
+    let t = &tls.bridge[0];
+    assert_eq!(
+        t.bridge_capath.as_deref(),
+        Some(Path::new("/etc/ssl/certs"))
+    );
+    assert!(t.bridge_insecure);
     let bridge = &config.bridge[0];
     assert_eq!(bridge.bridge_protocol_version, ProtocolVersion::Mqttv311);
     // Mosquitto's defaults: notifications on, the first address the primary one.
