@@ -115,13 +115,7 @@ impl TlsSection {
     fn client_cas(&self) -> Result<Option<RootCertStore>, String> {
         let mut files: Vec<PathBuf> = self.cafile.iter().cloned().collect();
         if let Some(dir) = &self.capath {
-            let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let mut in_dir: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file())
-                .collect();
-            in_dir.sort();
-            files.extend(in_dir);
+            files.extend(files_in(dir)?);
         }
         if files.is_empty() {
             return Ok(None);
@@ -136,6 +130,17 @@ impl TlsSection {
         }
         Ok(Some(roots))
     }
+}
+
+/// The files in `dir` (a `capath`), in name order.
+pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {

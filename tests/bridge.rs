@@ -448,19 +448,7 @@ fn authorities_come_from_bridge_capath_and_bridge_insecure_skips_only_the_name_c
     );
     // Verified: refused, saying why.
     let edgemq = Edgemq::with_config(dir.path(), &config);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    wait_for(
-        "the bridge refusing the certificate",
-        Duration::from_secs(10),
-        || {
-            let bridges = runtime.block_on(get_json(&edgemq, "/api/v1/bridges"));
-            let error = bridges["items"][0]["last_error"].as_str().unwrap_or("");
-            error
-                .contains("NotValidForName")
-                .then_some(())
-                .ok_or(bridges.to_string())
-        },
-    );
+    wait_refused(&edgemq, "NotValidForName");
     assert!(edgemq.stop().success());
     // bridge_insecure: the chain is still checked (another CA only: refused), the name is not.
     let other = up_dir.path().join("other-cas");
@@ -472,18 +460,7 @@ fn authorities_come_from_bridge_capath_and_bridge_insecure_skips_only_the_name_c
     .unwrap();
     let untrusted = config.replace(&capath.display().to_string(), &other.display().to_string());
     let edgemq = Edgemq::with_config(dir.path(), &format!("{untrusted}bridge_insecure = true\n"));
-    wait_for(
-        "the bridge refusing an unknown issuer",
-        Duration::from_secs(10),
-        || {
-            let bridges = runtime.block_on(get_json(&edgemq, "/api/v1/bridges"));
-            let error = bridges["items"][0]["last_error"].as_str().unwrap_or("");
-            error
-                .contains("UnknownIssuer")
-                .then_some(())
-                .ok_or(bridges.to_string())
-        },
-    );
+    wait_refused(&edgemq, "UnknownIssuer");
     assert!(edgemq.stop().success());
     let config = format!("{config}bridge_insecure = true\n");
     let edgemq = Edgemq::with_config(dir.path(), &config);
@@ -494,4 +471,18 @@ fn authorities_come_from_bridge_capath_and_bridge_insecure_skips_only_the_name_c
         ["site1/sensors/t insecure"]
     );
     assert!(edgemq.stop().success());
+}
+
+/// Waits until the bridge's last error says `why`.
+fn wait_refused(edgemq: &Edgemq, why: &str) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    wait_for(
+        &format!("the bridge refused: {why}"),
+        Duration::from_secs(10),
+        || {
+            let bridges = runtime.block_on(get_json(edgemq, "/api/v1/bridges"));
+            let error = bridges["items"][0]["last_error"].as_str().unwrap_or("");
+            error.contains(why).then_some(()).ok_or(bridges.to_string())
+        },
+    );
 }

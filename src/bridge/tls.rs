@@ -17,7 +17,7 @@ use rumqttc::tokio_rustls::rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
 };
 use rumqttc::TlsConfiguration;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// rumqttc's TLS settings for the upstream, when a CA file or path is given.
@@ -45,7 +45,7 @@ pub fn configuration(bridge: &BridgeSection) -> Result<Option<TlsConfiguration>,
 fn authorities(bridge: &BridgeSection) -> Result<Option<Vec<u8>>, String> {
     let mut files: Vec<PathBuf> = bridge.bridge_cafile.iter().cloned().collect();
     if let Some(dir) = &bridge.bridge_capath {
-        files.extend(files_in(dir)?);
+        files.extend(crate::tls::files_in(dir)?);
     }
     if files.is_empty() {
         return Ok(None);
@@ -60,16 +60,6 @@ fn authorities(bridge: &BridgeSection) -> Result<Option<Vec<u8>>, String> {
         pem.push(b'\n');
     }
     Ok(Some(pem))
-}
-
-fn files_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    Ok(files)
 }
 
 /// A client configuration whose verifier accepts a certificate for another name.
