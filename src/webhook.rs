@@ -7,10 +7,11 @@
 
 use crate::metrics::Metrics;
 use crate::shutdown::Stopping;
+use crate::store::SideConnection;
 use rusqlite::Connection;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One call in the outbox.
@@ -35,7 +36,7 @@ enum Outcome {
 }
 
 pub struct Sender {
-    conn: Arc<Mutex<Connection>>,
+    conn: SideConnection,
     http: reqwest::Client,
     metrics: Arc<Metrics>,
 }
@@ -65,15 +66,13 @@ pub async fn run(database: PathBuf, metrics: Arc<Metrics>, mut stopping: Stoppin
 
 impl Sender {
     fn open(database: &std::path::Path, metrics: Arc<Metrics>) -> Result<Sender, String> {
-        let conn = Connection::open(database).map_err(|e| e.to_string())?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(|e| e.to_string())?;
+        let conn = SideConnection::open(database).map_err(|e| e.to_string())?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("edgemq/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Sender {
-            conn: Arc::new(Mutex::new(conn)),
+            conn,
             http,
             metrics,
         })
@@ -82,7 +81,7 @@ impl Sender {
     /// Sends the first call of each URL that is due, all at once; how long until the next one
     /// is due (at once when one was delivered: the URL's next call may be waiting).
     async fn round(&self) -> Result<Duration, String> {
-        let heads = self.db(heads).await?;
+        let heads = self.conn.run(heads).await?;
         let now = crate::clock::now_ms();
         let (due, later): (Vec<Call>, Vec<Call>) =
             heads.into_iter().partition(|c| c.next_attempt_at <= now);
@@ -101,7 +100,8 @@ impl Sender {
             retries.extend(self.settle(call, outcome).await?);
         }
         let pending: i64 = self
-            .db(|c| c.query_row("SELECT count(*) FROM webhook_outbox", [], |r| r.get(0)))
+            .conn
+            .run(|c| c.query_row("SELECT count(*) FROM webhook_outbox", [], |r| r.get(0)))
             .await?;
         self.metrics.webhook_outbox.store(pending as u64, Relaxed);
         let next = (later.iter().map(|c| c.next_attempt_at))
@@ -122,58 +122,53 @@ impl Sender {
             .rules()
             .get(call.rule)
             .and_then(|r| r.actions.get(call.action));
+        // The action's counts (none when the configuration no longer has it).
+        let count = |read: fn(&crate::metrics::ActionStatus) -> &std::sync::atomic::AtomicU64| {
+            if let Some(c) = counts {
+                read(c).fetch_add(1, Relaxed);
+            }
+        };
         let now = crate::clock::now_ms();
         let id = call.id;
         match outcome {
             Outcome::Delivered => {
-                counts.map(|c| c.delivered.fetch_add(1, Relaxed));
-                self.db(move |c| c.execute("DELETE FROM webhook_outbox WHERE id = ?1", [id]))
+                count(|c| &c.delivered);
+                self.conn
+                    .run(move |c| c.execute("DELETE FROM webhook_outbox WHERE id = ?1", [id]))
                     .await?;
             }
             Outcome::Failed(why) if now >= call.give_up_at => {
-                counts.map(|c| c.given_up.fetch_add(1, Relaxed));
-                counts.map(|c| c.failed.fetch_add(1, Relaxed));
+                count(|c| &c.given_up);
+                count(|c| &c.failed);
                 tracing::warn!(
                     "webhook {}: given up after {} tries: {why}",
                     call.url,
                     call.attempts + 1
                 );
-                self.db(move |c| c.execute("DELETE FROM webhook_outbox WHERE id = ?1", [id]))
+                self.conn
+                    .run(move |c| c.execute("DELETE FROM webhook_outbox WHERE id = ?1", [id]))
                     .await?;
             }
             Outcome::Failed(why) => {
-                counts.map(|c| c.failed.fetch_add(1, Relaxed));
+                count(|c| &c.failed);
                 if call.attempts == 0 {
                     tracing::warn!("webhook {}: {why}; trying again", call.url);
                 }
                 let wait = (1000i64 << call.attempts.min(30)).min(call.retry_max_ms.max(1000));
                 let next = now + wait;
-                self.db(move |c| {
-                    c.execute(
+                self.conn
+                    .run(move |c| {
+                        c.execute(
                         "UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = ?2,
                                 last_error = ?3 WHERE id = ?1",
                         (id, next, why),
                     )
-                })
-                .await?;
+                    })
+                    .await?;
                 return Ok(Some(next));
             }
         }
         Ok(None)
-    }
-
-    /// Runs `f` on the outbox's connection, off the runtime's threads.
-    async fn db<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
-    ) -> Result<T, String> {
-        let conn = self.conn.clone();
-        let ran = tokio::task::spawn_blocking(move || {
-            let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-            f(&conn)
-        })
-        .await;
-        ran.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
     }
 }
 

@@ -1,6 +1,7 @@
 //! `$SYS/broker/...`: Mosquitto's common broker statistics. rumqttd's router refuses `$`
 //! filters, so the front door answers `$SYS` subscriptions itself: a task rebuilds the tree
-//! every `sys_interval` (and at once when a bridge connects or goes away), and each connection sends the topics its `$SYS` filters match.
+//! every `sys_interval` (and at once when a bridge connects or goes away), and each connection
+//! sends the topics its `$SYS` filters match.
 
 use crate::metrics::Metrics;
 use crate::shutdown::Stopping;

@@ -148,6 +148,22 @@ impl Incoming {
     }
 }
 
+/// The retained message `incoming` sets on `topic`, when it has the retain flag.
+fn retained_change(
+    incoming: &Incoming,
+    topic: &str,
+    properties: &Option<String>,
+) -> Option<RetainedChange> {
+    let p = incoming.publisher.as_ref().filter(|p| p.retain)?;
+    Some(RetainedChange {
+        topic: topic.to_string(),
+        payload: incoming.payload.clone(),
+        qos: p.qos,
+        at: incoming.received_at,
+        properties: properties.clone(),
+    })
+}
+
 /// Devices reported to live views per batch, at most.
 const LIVE_DEVICES_PER_BATCH: usize = 200;
 
@@ -242,15 +258,9 @@ impl Ingest {
         let id = self.fanout.number(&incoming);
         let topic = String::from_utf8_lossy(&incoming.topic);
         let properties = properties::to_column(incoming.properties.as_deref());
-        if let Some(p) = incoming.publisher.as_ref().filter(|p| p.retain) {
-            batch.retained.push(RetainedChange {
-                topic: topic.to_string(),
-                payload: incoming.payload.clone(),
-                qos: p.qos,
-                at: incoming.received_at,
-                properties: properties.clone(),
-            });
-        }
+        batch
+            .retained
+            .extend(retained_change(&incoming, &topic, &properties));
         let Some(route) = self.routes.find_cached(&topic) else {
             let mut record = incoming.into_record();
             record.id = id;
@@ -319,15 +329,9 @@ impl Ingest {
         let messages: Vec<Incoming> = alerts.chain(commands).collect();
         for incoming in messages {
             let id = self.fanout.number(&incoming);
-            if let Some(p) = incoming.publisher.as_ref().filter(|p| p.retain) {
-                batch.retained.push(RetainedChange {
-                    topic: String::from_utf8_lossy(&incoming.topic).into_owned(),
-                    payload: incoming.payload.clone(),
-                    qos: p.qos,
-                    at: incoming.received_at,
-                    properties: None,
-                });
-            }
+            let topic = String::from_utf8_lossy(&incoming.topic);
+            let retained = retained_change(&incoming, &topic, &None);
+            batch.retained.extend(retained);
             let mut record = incoming.into_record();
             record.id = id;
             batch.records.push(record);

@@ -3,7 +3,6 @@
 //! sender count into it.
 
 use super::bridges::escape;
-use serde::Serialize;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -33,47 +32,31 @@ pub struct ActionStatus {
     pub given_up: AtomicU64,
 }
 
-#[derive(Serialize)]
-struct ActionView {
-    kind: &'static str,
-    fired: u64,
-    delivered: u64,
-    failed: u64,
-    given_up: u64,
-}
-
 impl RuleStatus {
+    /// What `/api/v1/rules` shows of rule `index`: its counts, its configuration, and each
+    /// action's counts beside that action's configuration.
     pub fn view(&self, index: usize) -> serde_json::Value {
-        let actions: Vec<ActionView> = self
-            .actions
-            .iter()
-            .map(|a| ActionView {
-                kind: a.kind,
-                fired: a.fired.load(Relaxed),
-                delivered: a.delivered.load(Relaxed),
-                failed: a.failed.load(Relaxed),
-                given_up: a.given_up.load(Relaxed),
+        let configs = self.config.get("action").and_then(|a| a.as_array());
+        let actions: Vec<serde_json::Value> = (self.actions.iter().enumerate())
+            .map(|(j, a)| {
+                serde_json::json!({
+                    "kind": a.kind,
+                    "config": configs.and_then(|c| c.get(j)),
+                    "fired": a.fired.load(Relaxed),
+                    "delivered": a.delivered.load(Relaxed),
+                    "failed": a.failed.load(Relaxed),
+                    "given_up": a.given_up.load(Relaxed),
+                })
             })
             .collect();
-        let mut view = serde_json::json!({
+        serde_json::json!({
             "rule": index + 1,
             "type": self.alert_type,
             "raised": self.raised.load(Relaxed),
             "cleared": self.cleared.load(Relaxed),
-        });
-        view["config"] = self.config.clone();
-        let mut with_actions = serde_json::to_value(actions).unwrap_or_default();
-        // Each action's configuration beside its counts.
-        if let (Some(list), Some(configs)) = (
-            with_actions.as_array_mut(),
-            self.config.get("action").and_then(|a| a.as_array()),
-        ) {
-            for (view, config) in list.iter_mut().zip(configs) {
-                view["config"] = config.clone();
-            }
-        }
-        view["actions"] = with_actions;
-        view
+            "config": self.config,
+            "actions": actions,
+        })
     }
 }
 

@@ -10,34 +10,37 @@ use serde_json::Value;
 pub struct Changes {
     /// (rule index, key) → the last value, as JSON.
     last: FxHashMap<(usize, String), String>,
+    /// How `rule_values` names each rule (by index; on_change rules only).
+    names: Vec<Option<String>>,
 }
 
 /// How `rule_values` names a rule.
-pub fn rule_key(rule: &Rule, alert_type: &str) -> String {
+fn rule_key(rule: &Rule, alert_type: &str) -> String {
     format!("{}|{}|{alert_type}", rule.filter, rule.metric)
 }
 
 impl Changes {
     /// The values kept in the store, for the rules (with their alert types) in force.
     pub fn load(rules: &[(Rule, String)], kept: Vec<(String, String, String)>) -> Changes {
-        let index: FxHashMap<String, usize> = rules
+        let names: Vec<Option<String>> = rules
             .iter()
-            .enumerate()
-            .filter(|(_, (rule, _))| rule.on_change)
-            .map(|(i, (rule, alert_type))| (rule_key(rule, alert_type), i))
+            .map(|(rule, alert_type)| rule.on_change.then(|| rule_key(rule, alert_type)))
+            .collect();
+        let index: FxHashMap<&str, usize> = (names.iter().enumerate())
+            .filter_map(|(i, name)| Some((name.as_deref()?, i)))
             .collect();
         let last = kept
             .into_iter()
-            .filter_map(|(rule, key, value)| Some(((*index.get(&rule)?, key), value)))
+            .filter_map(|(rule, key, value)| Some(((*index.get(rule.as_str())?, key), value)))
             .collect();
-        Changes { last }
+        Changes { last, names }
     }
 
     /// Records `value` for rule `i` and `key`; the value before it when it changed (none the
     /// first time a key is seen).
     pub fn update(
         &mut self,
-        (i, rule_key): (usize, String),
+        i: usize,
         key: &str,
         value: &Value,
         now: i64,
@@ -49,7 +52,7 @@ impl Changes {
             return None;
         }
         batch.rule_values.push(RuleValue {
-            rule: rule_key,
+            rule: self.names.get(i).cloned().flatten().unwrap_or_default(),
             key: key.to_string(),
             value: value.clone(),
             at: now,
@@ -109,7 +112,7 @@ mod tests {
     fn a_change_is_seen_once_and_the_first_value_is_not_one() {
         let mut changes = Changes::default();
         let mut batch = Batch::default();
-        let mut update = |v: Value| changes.update((0, "r".into()), "k", &v, 1, &mut batch);
+        let mut update = |v: Value| changes.update(0, "k", &v, 1, &mut batch);
         assert_eq!(update(Value::Bool(true)), None);
         assert_eq!(update(Value::Bool(true)), None);
         assert_eq!(update(Value::Bool(false)), Some("true".into()));

@@ -253,8 +253,7 @@ impl Rules {
             return;
         };
         let key = changes::key(&rule.filter, topic, device);
-        let slot = (i, changes::rule_key(rule, alert_type));
-        let Some(old) = self.changes.update(slot, &key, value, now, batch) else {
+        let Some(old) = self.changes.update(i, &key, value, now, batch) else {
             return;
         };
         if !rule.critical.is_empty() && !rule.critical.contains(&key) {

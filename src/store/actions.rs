@@ -40,6 +40,9 @@ pub struct RuleValue {
 }
 
 pub(super) fn write_webhooks(tx: &Transaction, calls: &[WebhookCall]) -> rusqlite::Result<()> {
+    if calls.is_empty() {
+        return Ok(());
+    }
     let mut insert = tx.prepare_cached(
         "INSERT INTO webhook_outbox (rule, action, url, headers, body, created_at, give_up_at,
                                      timeout_ms, retry_max_ms, next_attempt_at)
@@ -62,6 +65,9 @@ pub(super) fn write_webhooks(tx: &Transaction, calls: &[WebhookCall]) -> rusqlit
 }
 
 pub(super) fn write_rule_values(tx: &Transaction, values: &[RuleValue]) -> rusqlite::Result<()> {
+    if values.is_empty() {
+        return Ok(());
+    }
     let mut upsert = tx.prepare_cached(
         "INSERT INTO rule_values (rule, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (rule, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",

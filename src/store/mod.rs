@@ -6,12 +6,14 @@ mod config;
 pub mod properties;
 mod receipt;
 mod retention;
+mod side;
 mod state;
 mod writer;
 
 pub use actions::{Command, RuleValue, WebhookCall};
 pub use config::{StoreSection, Synchronous};
 pub use receipt::{Receipt, Receipts};
+pub use side::SideConnection;
 pub use state::{load_retained, load_rules_state, RulesState, StoredRetained};
 
 pub use writer::{start_writer, write_batch, StoreOp, WriterHandle};
